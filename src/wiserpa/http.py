@@ -1,0 +1,216 @@
+"""Shared HTTP plumbing: the runtime, sessions, authentication, errors and body limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from wiserpa.auth.models import Role
+from wiserpa.auth.service import Principal, authenticate
+from wiserpa.errors import ApiError, Forbidden
+from wiserpa.runtime import Runtime
+from wiserpa.store.idempotency import IdempotencyConflict
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The application's runtime."""
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Session]:
+    """A database session for one HTTP request; services commit, anything uncommitted is rolled back."""
+    session = rt.sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+class AuthFailureLimiter:
+    """Sliding-window count of failed authentications per client, to slow down key guessing."""
+
+    def __init__(self, limit: int, window_seconds: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def blocked(self, client: str) -> bool:
+        """True while the client has too many recent failures."""
+        q = self._failures[client]
+        # Monotonic time only paces abuse; it never enters a decision or a record.
+        cutoff = time.monotonic() - self.window
+        while q and q[0] < cutoff:
+            q.popleft()
+        return len(q) >= self.limit
+
+    def failed(self, client: str) -> None:
+        """Count one failure."""
+        self._failures[client].append(time.monotonic())
+
+
+class Unauthorized(ApiError):
+    """Missing or invalid credentials."""
+
+    def __init__(self, message: str = "a valid API key is required (Authorization: Bearer <key>)") -> None:
+        super().__init__(message, [], 401, "unauthorized")
+
+
+class TooManyFailures(ApiError):
+    """Too many failed authentications from this client."""
+
+    def __init__(self) -> None:
+        super().__init__("too many failed authentications; wait a minute", [], 429, "rate_limited")
+
+
+def _token(request: Request, authorization: str | None) -> str | None:
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    return request.cookies.get("wiserpa_key")
+
+
+def get_principal(
+    request: Request,
+    session: Annotated[Session, Depends(get_session)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """Authenticate the caller by API key (header or web-session cookie)."""
+    limiter: AuthFailureLimiter = request.app.state.auth_limiter
+    client = request.client.host if request.client else "unknown"
+    if limiter.blocked(client):
+        raise TooManyFailures()
+    token = _token(request, authorization)
+    principal = authenticate(session, token) if token else None
+    if principal is None:
+        limiter.failed(client)
+        raise Unauthorized()
+    request.state.principal = principal
+    return principal
+
+
+def require_roles(*roles: Role) -> Any:
+    """Dependency factory: the caller must hold one of `roles`."""
+
+    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"this needs one of the roles: {', '.join(r.value for r in roles)}")
+        return principal
+
+    return dependency
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every expected error becomes a clear JSON 4xx naming the field."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _idem(_request: Request, exc: IdempotencyConflict) -> JSONResponse:
+        body = {
+            "error": {
+                "code": "idempotency_conflict",
+                "message": str(exc),
+                "fields": [{"field": "Idempotency-Key", "message": str(exc)}],
+            }
+        }
+        return JSONResponse(body, status_code=409)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = []
+        for err in exc.errors():
+            msg = str(err.get("msg", "invalid"))
+            msg = msg.removeprefix("Value error, ")
+            fields.append({"field": _field_path(err.get("loc", ())), "message": msg})
+        message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "invalid request"
+        return JSONResponse(
+            {"error": {"code": "invalid", "message": message, "fields": fields}}, status_code=422
+        )
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over the limit with 413 before they reach a route (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await _send_413(send, self.max_bytes)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except BodyTooLarge:
+            await _send_413(send, self.max_bytes)
+
+
+class BodyTooLarge(Exception):
+    """Raised mid-stream when a body passes the limit."""
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "too_large",
+                "message": f"request body over {limit} bytes",
+                "fields": [{"field": "body", "message": f"at most {limit} bytes"}],
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

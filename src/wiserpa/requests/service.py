@@ -1,0 +1,725 @@
+"""Submitting, reading, withdrawing and resubmitting prior-authorization requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from wiserpa.audit import service as audit
+from wiserpa.auth.models import Role
+from wiserpa.auth.service import Principal
+from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from wiserpa.policy.clock import due_time
+from wiserpa.policy.criteria import HistoryItem, coerce_facts, validate_facts
+from wiserpa.policy.decide import DecisionInput, PipelineResult, decide
+from wiserpa.policy.profiles import calendar_for, clock_start, timeline_for
+from wiserpa.policy.utn import make_utn, utn_part_for_place_of_service
+from wiserpa.requests.models import Decision, PaRequest, RequestLine
+from wiserpa.requests.schemas import Channel, SubmitRequestIn
+from wiserpa.requests.status import (
+    AFFIRMED_STATES,
+    OPEN,
+    Status,
+    check_transition,
+    effective_status,
+    effective_status_sql,
+    is_deemed,
+)
+from wiserpa.runtime import Runtime
+
+# Where each catalog refusal points in the submitted body, so the 4xx names the field at fault.
+_REASON_FIELD = {
+    "not_model_state": "state",
+    "before_model_services": "date_of_service",
+    "after_model_end": "date_of_service",
+    "not_yet_effective": "date_of_service",
+    "before_model_requests": "date_of_service",
+    "excluded_emergency": "emergency",
+    "excluded_ed_revenue_code": "revenue_code",
+    "excluded_inpatient": "place_of_service",
+    "excluded_place_of_service": "place_of_service",
+    "excluded_coverage_medicare_advantage": "coverage",
+    "excluded_coverage_va": "coverage",
+    "excluded_coverage_ihs": "coverage",
+}
+
+DECISION_KIND_BY_OUTCOME = {
+    Status.AFFIRMED.value: "criteria",
+    Status.EXEMPT_AFFIRMED.value: "exempt",
+    Status.GOLD_CARD_AFFIRMED.value: "gold_card",
+}
+
+
+# ---------------------------------------------------------------------------------------------- scope
+
+
+def scope_filter(principal: Principal) -> ColumnElement[bool]:
+    """SQL condition selecting the requests this principal may see."""
+    if principal.role is Role.PROVIDER:
+        return PaRequest.organization_id == principal.organization_id
+    if principal.role is Role.REVIEWER:
+        return PaRequest.state == principal.state
+    return and_(True)
+
+
+def can_see(principal: Principal, request: PaRequest) -> bool:
+    """Object-level check mirroring `scope_filter`."""
+    if principal.role is Role.PROVIDER:
+        return request.organization_id == principal.organization_id
+    if principal.role is Role.REVIEWER:
+        return request.state == principal.state
+    return principal.role in (Role.OVERSIGHT, Role.ADMIN)
+
+
+def load_visible(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    request_id: int,
+    *,
+    action: str,
+    for_update: bool = False,
+) -> PaRequest:
+    """Fetch a request the principal may see, or raise NotFound (another organization's id is a 404)."""
+    stmt = select(PaRequest).where(PaRequest.id == request_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    request = session.scalars(stmt).first()
+    if request is None or not can_see(principal, request):
+        audit.record(
+            session,
+            actor=principal.actor,
+            action=action,
+            object_type="request",
+            object_id=request_id,
+            outcome="not_found",
+            at=rt.clock.now(),
+        )
+        session.commit()
+        raise NotFound(f"request {request_id} not found")
+    return request
+
+
+# ---------------------------------------------------------------------------------------------- submit
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A submission that passed every check, with what the checks derived."""
+
+    data: SubmitRequestIn
+    category: str
+    policy_id: str | None
+    primary_code: str
+    line_roles: list[tuple[int, str]]  # (index into data.lines, role)
+    facts: dict[str, Any]
+
+
+def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime) -> Validated:
+    """Check a submission against the catalog and the governing policy; raise Invalid naming every field."""
+    catalog = rt.catalog
+    state = catalog.state(data.state)
+    if state is None:
+        raise Invalid(
+            "state is not a WISeR model state",
+            [FieldError("state", f"{data.state} is not in the model ({', '.join(sorted(catalog.states))})")],
+        )
+    errors: list[FieldError] = []
+    if data.emergency:
+        errors.append(
+            FieldError("emergency", "emergency services are excluded from WISeR prior authorization")
+        )
+    local_today = now.astimezone(ZoneInfo(state.timezone)).date()
+    codes = [line.code for line in data.lines]
+    categories: set[str] = set()
+    roles: list[tuple[int, str]] = []
+    for i, line in enumerate(data.lines):
+        answer = catalog.requires_pa(
+            code=line.code,
+            state=data.state,
+            date_of_service=data.date_of_service,
+            place_of_service=data.place_of_service,
+            request_date=local_today,
+            coverage=data.coverage,
+            emergency=data.emergency,
+            revenue_code=data.revenue_code,
+            modifiers=tuple(line.modifiers),
+            diagnosis_codes=tuple(data.diagnosis_codes),
+            other_codes=tuple(c for c in codes if c != line.code),
+        )
+        if answer.required and answer.category:
+            info = catalog.code_info(line.code)
+            categories.add(answer.category)
+            roles.append((i, "add_on" if info is not None and info.add_on else "primary"))
+        elif answer.reason_code == "associated_service":
+            roles.append((i, "associated"))
+        else:
+            field_name = _REASON_FIELD.get(answer.reason_code)
+            if field_name is None and answer.reason_code == "excluded_modifier_et":
+                field_name = f"lines[{i}].modifiers"
+            errors.append(FieldError(field_name or f"lines[{i}].code", answer.reason))
+    if not errors:
+        if len(categories) > 1:
+            errors.append(
+                FieldError(
+                    "lines",
+                    "one request covers one service: these codes belong to "
+                    f"{', '.join(sorted(categories))}; submit one request per service",
+                )
+            )
+        elif not any(role == "primary" for _, role in roles):
+            errors.append(
+                FieldError(
+                    "lines",
+                    "a request needs at least one primary WISeR code "
+                    "(add-on and associated codes go with their primary)",
+                )
+            )
+    if data.mac_received_at is not None:
+        if data.channel is not Channel.MAC_FORWARDED:
+            errors.append(
+                FieldError("mac_received_at", "only MAC-forwarded requests carry a MAC receipt time")
+            )
+        elif data.mac_received_at.tzinfo is None:
+            errors.append(FieldError("mac_received_at", "give a time zone (e.g. 2026-03-02T10:00:00Z)"))
+        elif data.mac_received_at > now:
+            errors.append(FieldError("mac_received_at", "cannot be in the future"))
+    if errors:
+        raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+    category = categories.pop()
+    policy_id = catalog.governing_policy(category, data.state)
+    facts: dict[str, Any] = dict(data.clinical_facts)
+    policy = rt.criteria.for_policy(policy_id) if policy_id else None
+    if policy is not None:
+        fact_errors = validate_facts(policy, facts)
+        if fact_errors:
+            fields = [FieldError(path, msg) for path, msg in fact_errors]
+            raise Invalid("; ".join(f"{f.field}: {f.message}" for f in fields), fields)
+        facts = coerce_facts(policy, facts)
+    elif facts:
+        raise Invalid(
+            "no coverage policy governs this service here, so no clinical facts are asked",
+            [FieldError("clinical_facts", f"{category} in {data.state} has no NCD/LCD criteria")],
+        )
+    primary = next(data.lines[i].code for i, role in roles if role == "primary")
+    return Validated(data, category, policy_id, primary, roles, facts)
+
+
+def beneficiary_history(
+    session: Session, *, mbi: str, category: str, exclude_id: int | None = None
+) -> list[HistoryItem]:
+    """Earlier affirmed services of this beneficiary in this category (for frequency limits)."""
+    stmt = select(PaRequest).where(
+        PaRequest.beneficiary_mbi == mbi,
+        PaRequest.category == category,
+        PaRequest.status.in_([s.value for s in AFFIRMED_STATES]),
+    )
+    if exclude_id is not None:
+        stmt = stmt.where(PaRequest.id != exclude_id)
+    return [
+        HistoryItem(
+            date_of_service=r.date_of_service,
+            category=r.category,
+            policy_id=r.policy_id or "",
+            facts=r.clinical_facts,
+            status=r.status,
+        )
+        for r in session.scalars(stmt)
+    ]
+
+
+def is_gold_carded(session: Session, rt: Runtime, *, npi: str, category: str, on: dt.datetime) -> bool:
+    """Whether the provider holds an active gold card for the category at this instant."""
+    from wiserpa.goldcard.service import active_gold_card  # late import: gold cards build on requests
+
+    return active_gold_card(session, npi=npi, category=category, at=on) is not None
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def submit(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    data: SubmitRequestIn,
+    raw: dict[str, Any],
+    predecessor: PaRequest | None = None,
+) -> PaRequest:
+    """Validate, decide and store a request in the caller's transaction (the caller commits)."""
+    if principal.role is not Role.PROVIDER or principal.organization_id is None:
+        raise Forbidden("only a provider organization's key may submit requests")
+    now = rt.clock.now()
+    v = validate_submission(rt, data, now=now)
+    state = rt.catalog.state(data.state)
+    assert state is not None  # checked by validate_submission
+    profile = rt.profile
+    calendar = calendar_for(profile, state.timezone)
+    start = clock_start(profile, data.channel.value, now, data.mac_received_at)
+    due = due_time(start, timeline_for(profile, data.urgency.value, data.channel.value), calendar)
+    request = PaRequest(
+        state=data.state,
+        participant=state.participant,
+        jurisdiction=state.jurisdiction,
+        organization_id=principal.organization_id,
+        submitted_by_user_id=principal.user_id,
+        provider_npi=data.provider.npi,
+        beneficiary_mbi=data.beneficiary.mbi,
+        category=v.category,
+        policy_id=v.policy_id,
+        primary_code=v.primary_code,
+        place_of_service=data.place_of_service,
+        date_of_service=data.date_of_service,
+        urgency=data.urgency.value,
+        channel=data.channel.value,
+        received_at=now,
+        mac_received_at=data.mac_received_at,
+        clock_started_at=start,
+        due_at=due,
+        deems_on_due=profile.deemed_approval.enabled,
+        status=Status.RECEIVED.value,
+        profile_id=profile.id,
+        profile_version=profile.version,
+        predecessor_id=predecessor.id if predecessor else None,
+        time_sensitive_attestation=data.time_sensitive_attestation,
+        diagnosis_codes=list(data.diagnosis_codes),
+        clinical_facts=_json_ready(v.facts),
+        criteria_results=[],
+        attachments=[a.model_dump(mode="json") for a in data.attachments],
+        raw_submission=raw,
+        notes=data.notes,
+        updated_at=now,
+    )
+    for seq, (i, role) in enumerate(v.line_roles):
+        line = data.lines[i]
+        kind = None
+        if role == "associated":
+            kind = next(
+                (a.kind for a in rt.catalog.associated_codes(v.category) if a.code == line.code), None
+            )
+        request.lines.append(
+            RequestLine(
+                seq=seq,
+                code=line.code,
+                modifiers=list(line.modifiers),
+                units=line.units,
+                role=role,
+                kind=kind,
+                requested=True,
+            )
+        )
+    present = {line.code for line in data.lines}
+    # The catalog's associated services ride with the procedure, so anesthesia shares its authorization (R3).
+    for assoc in rt.catalog.associated_codes(v.category):
+        if assoc.code not in present:
+            request.lines.append(
+                RequestLine(
+                    seq=len(request.lines),
+                    code=assoc.code,
+                    modifiers=[],
+                    units=1,
+                    role="associated",
+                    kind=assoc.kind,
+                    requested=False,
+                )
+            )
+            present.add(assoc.code)
+    session.add(request)
+    session.flush()
+    request.utn = make_utn(
+        prefix2=state.utn_prefix, part=utn_part_for_place_of_service(data.place_of_service), serial=request.id
+    )
+    result = decide(
+        DecisionInput(
+            request_key=request.utn,
+            state=data.state,
+            category=v.category,
+            policy_id=v.policy_id,
+            date_of_service=data.date_of_service,
+            diagnosis_codes=tuple(data.diagnosis_codes),
+            facts=v.facts,
+            time_sensitive_attestation=data.time_sensitive_attestation,
+        ),
+        criteria=rt.criteria,
+        profile=profile,
+        history=beneficiary_history(session, mbi=data.beneficiary.mbi, category=v.category),
+        gold_carded=profile.gold_card.enabled
+        and is_gold_carded(session, rt, npi=data.provider.npi, category=v.category, on=now),
+    )
+    _apply_pipeline(request, result, now=now, rt=rt)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="request.submit",
+        object_type="request",
+        object_id=request.id,
+        outcome=request.status,
+        at=now,
+        details={"utn": request.utn, "predecessor_id": request.predecessor_id},
+    )
+    return request
+
+
+def _apply_pipeline(request: PaRequest, result: PipelineResult, *, now: dt.datetime, rt: Runtime) -> None:
+    results = [r.to_dict() for r in result.criteria_results]
+    request.criteria_results = results
+    new_status = Status.PENDED.value if result.outcome == "pended" else result.outcome
+    check_transition(request.status, new_status)
+    request.status = new_status
+    request.exemption = result.exemption
+    request.audit_sampled = result.audit_sampled
+    if new_status in AFFIRMED_STATES:
+        request.decision_kind = DECISION_KIND_BY_OUTCOME[new_status]
+        request.decided_at = now
+        request.valid_until = validity_end(rt, request, now)
+    kind = {"pended": "pend", "affirmed": "auto_affirm"}.get(result.outcome, result.outcome)
+    request.decisions.append(
+        Decision(
+            kind=kind,
+            resulting_status=new_status,
+            effective=True,
+            decided_at=now,
+            reasons=[],
+            note=result.reason,
+            profile_id=rt.profile.id,
+            profile_version=rt.profile.version,
+            criteria_results=results,
+            facts_used=dict(request.clinical_facts),
+        )
+    )
+
+
+def validity_end(rt: Runtime, request: PaRequest, decided_at: dt.datetime) -> dt.date:
+    """Last date of service an affirmation covers: the decision date (state time) plus the validity period."""
+    state = rt.catalog.state(request.state)
+    zone = ZoneInfo(state.timezone if state else "UTC")
+    return decided_at.astimezone(zone).date() + dt.timedelta(
+        days=rt.profile.timelines.affirmation_validity_days
+    )
+
+
+# ---------------------------------------------------------------------------------------------- reads
+
+
+def get(session: Session, rt: Runtime, *, principal: Principal, request_id: int) -> PaRequest:
+    """Read one request (audited) or raise NotFound."""
+    request = load_visible(session, rt, principal, request_id, action="request.read")
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="request.read",
+        object_type="request",
+        object_id=request.id,
+        outcome="ok",
+        at=rt.clock.now(),
+    )
+    return request
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    items: Sequence[PaRequest]
+    total: int
+    limit: int
+    offset: int
+
+
+def list_requests(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    status: str | None = None,
+    state: str | None = None,
+    category: str | None = None,
+    mbi: str | None = None,
+    received_from: dt.date | None = None,
+    received_to: dt.date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page:
+    """Requests in the caller's scope, newest first, filtered by effective status and more (audited)."""
+    now = rt.clock.now()
+    conditions: list[ColumnElement[bool]] = [scope_filter(principal)]
+    if status:
+        conditions.append(effective_status_sql(now) == status)
+    if state:
+        conditions.append(PaRequest.state == state.upper())
+    if category:
+        conditions.append(PaRequest.category == category)
+    if mbi:
+        conditions.append(PaRequest.beneficiary_mbi == mbi.upper())
+    if received_from:
+        conditions.append(PaRequest.received_at >= dt.datetime.combine(received_from, dt.time(), dt.UTC))
+    if received_to:
+        conditions.append(
+            PaRequest.received_at < dt.datetime.combine(received_to + dt.timedelta(days=1), dt.time(), dt.UTC)
+        )
+    where = and_(*conditions)
+    total = session.scalar(select(func.count()).select_from(PaRequest).where(where)) or 0
+    items = session.scalars(
+        select(PaRequest)
+        .where(where)
+        .order_by(PaRequest.received_at.desc(), PaRequest.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="request.list",
+        object_type="request",
+        object_id=None,
+        outcome="ok",
+        at=now,
+        details={"ids": [r.id for r in items]},
+    )
+    return Page(items, total, limit, offset)
+
+
+# ---------------------------------------------------------------------------------------------- changes
+
+
+def withdraw(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    request_id: int,
+    reason: str | None,
+    expected_version: int | None = None,
+) -> PaRequest:
+    """The submitting organization withdraws (cancels) its request."""
+    request = load_visible(session, rt, principal, request_id, action="request.withdraw", for_update=True)
+    if principal.role is not Role.PROVIDER:
+        raise Forbidden("only the submitting organization may withdraw a request")
+    check_version(request, expected_version)
+    now = rt.clock.now()
+    materialize_deemed(session, rt, request, now=now)
+    try:
+        check_transition(request.status, Status.WITHDRAWN.value)
+    except Exception as exc:
+        raise Conflict(str(exc)) from exc
+    request.status = Status.WITHDRAWN.value
+    request.updated_at = now
+    request.decisions.append(
+        Decision(
+            kind="withdrawn",
+            resulting_status=request.status,
+            effective=True,
+            decided_at=now,
+            actor_user_id=principal.user_id,
+            reasons=[],
+            note=reason,
+            profile_id=rt.profile.id,
+            profile_version=rt.profile.version,
+            criteria_results=[],
+            facts_used={},
+        )
+    )
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="request.withdraw",
+        object_type="request",
+        object_id=request.id,
+        outcome="withdrawn",
+        at=now,
+    )
+    return request
+
+
+def resubmit(
+    session: Session, rt: Runtime, *, principal: Principal, request_id: int, changes: dict[str, Any]
+) -> PaRequest:
+    """Submit again after a non-affirmation (or withdrawal), with added facts; links to the original."""
+    original = load_visible(session, rt, principal, request_id, action="request.resubmit")
+    if principal.role is not Role.PROVIDER:
+        raise Forbidden("only the submitting organization may resubmit")
+    now = rt.clock.now()
+    status = effective_status(original, now)
+    if status not in (Status.NON_AFFIRMED.value, Status.WITHDRAWN.value):
+        raise Conflict(f"only a non-affirmed or withdrawn request can be resubmitted; this one is {status}")
+    merged = dict(original.raw_submission)
+    facts = dict(merged.get("clinical_facts") or {})
+    facts.update(changes.pop("clinical_facts", {}) or {})
+    merged.update(changes)
+    merged["clinical_facts"] = facts
+    try:
+        data = SubmitRequestIn.model_validate(merged)
+    except ValidationError as exc:
+        raise Invalid(
+            "the resubmission is not valid",
+            [FieldError(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()],
+        ) from exc
+    return submit(session, rt, principal=principal, data=data, raw=merged, predecessor=original)
+
+
+def check_version(request: PaRequest, expected: int | None) -> None:
+    """Optimistic concurrency: refuse a change made against an older version (If-Match)."""
+    if expected is not None and expected != request.version:
+        raise Conflict(
+            f"request {request.id} changed (version {request.version}, you sent {expected}); reload it"
+        )
+
+
+def materialize_deemed(session: Session, rt: Runtime, request: PaRequest, *, now: dt.datetime) -> bool:
+    """Store a deemed approval that time has already made true; idempotent. True if it changed the row."""
+    if not is_deemed(request, now):
+        return False
+    request.status = Status.DEEMED_AFFIRMED.value
+    request.decision_kind = "deemed"
+    request.decided_at = request.due_at
+    request.valid_until = validity_end(rt, request, request.due_at)
+    request.updated_at = now
+    request.decisions.append(
+        Decision(
+            kind="deemed",
+            dedupe="deemed",
+            resulting_status=request.status,
+            effective=True,
+            decided_at=request.due_at,
+            reasons=[],
+            note="no decision by the due time: deemed affirmed, with its associated services",
+            profile_id=request.profile_id,
+            profile_version=request.profile_version,
+            criteria_results=request.criteria_results,
+            facts_used={},
+        )
+    )
+    audit.record(
+        session,
+        actor=audit.SYSTEM,
+        action="request.deemed",
+        object_type="request",
+        object_id=request.id,
+        outcome=request.status,
+        at=now,
+        details={"due_at": request.due_at},
+    )
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- views
+
+
+def line_status(request_status: str, line: RequestLine) -> str:
+    """A line's status: every line, associated services included, shares the request's outcome."""
+    return request_status
+
+
+def request_view(
+    rt: Runtime, request: PaRequest, *, now: dt.datetime, include_raw: bool = False
+) -> dict[str, Any]:
+    """The JSON representation every interface shows, with the effective (time-aware) status."""
+    status = effective_status(request, now)
+    deemed_now = status == Status.DEEMED_AFFIRMED.value and request.status in OPEN
+    decided_at = request.due_at if deemed_now else request.decided_at
+    valid_until = validity_end(rt, request, request.due_at) if deemed_now else request.valid_until
+    decision_kind = "deemed" if deemed_now else request.decision_kind
+    undecided = status in OPEN
+    view: dict[str, Any] = {
+        "id": request.id,
+        "utn": request.utn,
+        "status": status,
+        "decision_kind": decision_kind,
+        "version": request.version,
+        "state": request.state,
+        "participant": request.participant,
+        "jurisdiction": request.jurisdiction,
+        "category": request.category,
+        "policy_id": request.policy_id,
+        "organization_id": request.organization_id,
+        "provider_npi": request.provider_npi,
+        "beneficiary_mbi": request.beneficiary_mbi,
+        "place_of_service": request.place_of_service,
+        "date_of_service": request.date_of_service.isoformat(),
+        "urgency": request.urgency,
+        "channel": request.channel,
+        "received_at": _iso(request.received_at),
+        "mac_received_at": _iso(request.mac_received_at),
+        "clock_started_at": _iso(request.clock_started_at),
+        "due_at": _iso(request.due_at),
+        "overdue": undecided and now >= request.due_at,
+        "decided_at": _iso(decided_at),
+        "valid_until": valid_until.isoformat() if valid_until else None,
+        "exemption": request.exemption,
+        "predecessor_id": request.predecessor_id,
+        "profile": {"id": request.profile_id, "version": request.profile_version},
+        "diagnosis_codes": request.diagnosis_codes,
+        "clinical_facts": request.clinical_facts,
+        "lines": [
+            {
+                "code": ln.code,
+                "role": ln.role,
+                "kind": ln.kind,
+                "modifiers": ln.modifiers,
+                "units": ln.units,
+                "requested": ln.requested,
+                "status": line_status(status, ln),
+            }
+            for ln in request.lines
+        ],
+        "criteria_results": request.criteria_results,
+        "decisions": [decision_view(d) for d in request.decisions],
+    }
+    if deemed_now:
+        view["decisions"].append(
+            {
+                "kind": "deemed",
+                "resulting_status": status,
+                "effective": True,
+                "decided_at": _iso(request.due_at),
+                "note": "no decision by the due time: deemed affirmed, with its associated services",
+                "reasons": [],
+                "reviewer": None,
+                "profile": view["profile"],
+            }
+        )
+    if include_raw:
+        view["raw_submission"] = request.raw_submission
+    return view
+
+
+def decision_view(d: Decision) -> dict[str, Any]:
+    """JSON for one decision event."""
+    reviewer = None
+    if d.reviewer_npi or d.reviewer_name:
+        reviewer = {
+            "name": d.reviewer_name,
+            "npi": d.reviewer_npi,
+            "specialty": d.reviewer_specialty,
+            "credentials": d.reviewer_credentials,
+        }
+    return {
+        "kind": d.kind,
+        "resulting_status": d.resulting_status,
+        "effective": d.effective,
+        "decided_at": _iso(d.decided_at),
+        "note": d.note,
+        "reasons": d.reasons,
+        "reviewer": reviewer,
+        "profile": {"id": d.profile_id, "version": d.profile_version},
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
