@@ -41,6 +41,11 @@ def active_categories(catalog: Catalog) -> list[str]:
     return [c.key for c in catalog.categories.values() if c.active]
 
 
+def _effective(catalog: Catalog, code: str, on: dt.date) -> bool:
+    info = catalog.code_info(code)
+    return info is not None and (info.effective_from is None or info.effective_from <= on)
+
+
 def make_submission(
     catalog: Catalog,
     rng: random.Random,
@@ -56,7 +61,7 @@ def make_submission(
 ) -> dict[str, Any]:
     """A JSON submission for one service; `case` picks complete, incomplete, unmet or exempt facts."""
     cat = catalog.categories[category]
-    primaries = [c for c in cat.codes if c not in cat.add_on_codes]
+    primaries = [c for c in cat.codes if c not in cat.add_on_codes and _effective(catalog, c, date_of_service)]
     code = rng.choice(primaries)
     info = catalog.code_info(code)
     lines: list[dict[str, Any]] = [{"code": code, "units": 1}]

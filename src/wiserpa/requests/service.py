@@ -141,6 +141,13 @@ def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime)
     codes = [line.code for line in data.lines]
     categories: set[str] = set()
     roles: list[tuple[int, str]] = []
+    companions = {
+        code
+        for info in filter(None, map(catalog.code_info, codes))
+        for cond in info.conditions
+        if cond.kind == "requires_codes"
+        for code in cond.codes
+    }
     for i, line in enumerate(data.lines):
         answer = catalog.requires_pa(
             code=line.code,
@@ -161,6 +168,9 @@ def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime)
             roles.append((i, "add_on" if info is not None and info.add_on else "primary"))
         elif answer.reason_code == "associated_service":
             roles.append((i, "associated"))
+        elif line.code in companions:
+            # Billed with a WISeR code that is in scope only together with it (e.g. 64590 with 64561).
+            roles.append((i, "companion"))
         else:
             field_name = _REASON_FIELD.get(answer.reason_code)
             if field_name is None and answer.reason_code == "excluded_modifier_et":

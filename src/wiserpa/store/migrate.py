@@ -23,7 +23,7 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Apply migrations up to `revision` (PostgreSQL: under an advisory lock, so workers can race safely)."""
     cfg = alembic_config(engine)
     if engine.dialect.name == "postgresql":
@@ -44,18 +44,28 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 class SchemaStatus:
     """Where a database stands against the packaged migrations."""
 
-    current_revision: str | None
-    head_revision: str | None
+    current_revisions: tuple[str, ...]
+    head_revisions: tuple[str, ...]
 
     @property
     def current(self) -> bool:
-        """True when the database is at head."""
-        return self.current_revision == self.head_revision
+        """True when the database is at every head (domains may add independent migration branches)."""
+        return set(self.current_revisions) == set(self.head_revisions)
 
     @property
     def empty(self) -> bool:
         """True for a database no migration has touched."""
-        return self.current_revision is None
+        return not self.current_revisions
+
+    @property
+    def current_revision(self) -> str | None:
+        """The database's revisions, comma-separated (None when empty)."""
+        return ",".join(sorted(self.current_revisions)) or None
+
+    @property
+    def head_revision(self) -> str | None:
+        """The code's newest revisions, comma-separated."""
+        return ",".join(sorted(self.head_revisions)) or None
 
     def as_dict(self) -> dict[str, str | None]:
         """JSON form."""
@@ -66,5 +76,5 @@ def schema_status(engine: Engine) -> SchemaStatus:
     """Compare the database's revision with the newest packaged one."""
     script = ScriptDirectory.from_config(alembic_config(engine))
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    return SchemaStatus(current, script.get_current_head())
+        current = MigrationContext.configure(conn).get_current_heads()
+    return SchemaStatus(tuple(current), tuple(script.get_heads()))
