@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -227,7 +227,13 @@ def beneficiary_history(
     session: Session, *, mbi: str, category: str, exclude_id: int | None = None
 ) -> list[HistoryItem]:
     """Earlier affirmed services of this beneficiary in this category (for frequency limits)."""
-    stmt = select(PaRequest).where(
+    stmt = select(
+        PaRequest.date_of_service,
+        PaRequest.category,
+        PaRequest.policy_id,
+        PaRequest.clinical_facts,
+        PaRequest.status,
+    ).where(
         PaRequest.beneficiary_mbi == mbi,
         PaRequest.category == category,
         PaRequest.status.in_([s.value for s in AFFIRMED_STATES]),
@@ -235,14 +241,8 @@ def beneficiary_history(
     if exclude_id is not None:
         stmt = stmt.where(PaRequest.id != exclude_id)
     return [
-        HistoryItem(
-            date_of_service=r.date_of_service,
-            category=r.category,
-            policy_id=r.policy_id or "",
-            facts=r.clinical_facts,
-            status=r.status,
-        )
-        for r in session.scalars(stmt)
+        HistoryItem(date_of_service=dos, category=cat, policy_id=policy or "", facts=facts, status=status)
+        for dos, cat, policy, facts, status in session.execute(stmt)
     ]
 
 
@@ -283,7 +283,34 @@ def submit(
     calendar = calendar_for(profile, state.timezone)
     start = clock_start(profile, data.channel.value, now, data.mac_received_at)
     due = due_time(start, timeline_for(profile, data.urgency.value, data.channel.value), calendar)
+    # Read what the decision needs before adding anything, so the reads do not trigger flushes.
+    history = beneficiary_history(session, mbi=data.beneficiary.mbi, category=v.category)
+    gold_carded = profile.gold_card.enabled and is_gold_carded(
+        session, rt, npi=data.provider.npi, category=v.category, on=now
+    )
+    request_id = allocate_request_id(session)
+    utn = make_utn(
+        prefix2=state.utn_prefix, part=utn_part_for_place_of_service(data.place_of_service), serial=request_id
+    )
+    result = decide(
+        DecisionInput(
+            request_key=utn,
+            state=data.state,
+            category=v.category,
+            policy_id=v.policy_id,
+            date_of_service=data.date_of_service,
+            diagnosis_codes=tuple(data.diagnosis_codes),
+            facts=v.facts,
+            time_sensitive_attestation=data.time_sensitive_attestation,
+        ),
+        criteria=rt.criteria,
+        profile=profile,
+        history=history,
+        gold_carded=gold_carded,
+    )
     request = PaRequest(
+        id=request_id,
+        utn=utn,
         state=data.state,
         participant=state.participant,
         jurisdiction=state.jurisdiction,
@@ -315,15 +342,42 @@ def submit(
         raw_submission=raw,
         notes=data.notes,
         updated_at=now,
+        lines=_lines(rt, data, v),
+        decisions=[],
     )
+    _apply_pipeline(request, result, now=now, rt=rt)
+    session.add(request)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="request.submit",
+        object_type="request",
+        object_id=request.id,
+        outcome=request.status,
+        at=now,
+        details={"utn": request.utn, "predecessor_id": request.predecessor_id},
+    )
+    return request
+
+
+def allocate_request_id(session: Session) -> int:
+    """Reserve the next request id (the UTN's serial) before inserting, saving an UPDATE per request."""
+    if session.get_bind().dialect.name == "postgresql":
+        return int(
+            session.execute(text("SELECT nextval(pg_get_serial_sequence('pa_requests', 'id'))")).scalar_one()
+        )
+    # SQLite: this runs inside BEGIN IMMEDIATE, so no other writer can take the same id.
+    return int(session.execute(text("SELECT COALESCE(MAX(id), 0) + 1 FROM pa_requests")).scalar_one())
+
+
+def _lines(rt: Runtime, data: SubmitRequestIn, v: Validated) -> list[RequestLine]:
+    associated = {a.code: a for a in rt.catalog.associated_codes(v.category)}
+    lines = []
     for seq, (i, role) in enumerate(v.line_roles):
         line = data.lines[i]
-        kind = None
-        if role == "associated":
-            kind = next(
-                (a.kind for a in rt.catalog.associated_codes(v.category) if a.code == line.code), None
-            )
-        request.lines.append(
+        kind = associated[line.code].kind if role == "associated" and line.code in associated else None
+        lines.append(
             RequestLine(
                 seq=seq,
                 code=line.code,
@@ -336,11 +390,11 @@ def submit(
         )
     present = {line.code for line in data.lines}
     # The catalog's associated services ride with the procedure, so anesthesia shares its authorization (R3).
-    for assoc in rt.catalog.associated_codes(v.category):
+    for assoc in associated.values():
         if assoc.code not in present:
-            request.lines.append(
+            lines.append(
                 RequestLine(
-                    seq=len(request.lines),
+                    seq=len(lines),
                     code=assoc.code,
                     modifiers=[],
                     units=1,
@@ -349,41 +403,7 @@ def submit(
                     requested=False,
                 )
             )
-            present.add(assoc.code)
-    session.add(request)
-    session.flush()
-    request.utn = make_utn(
-        prefix2=state.utn_prefix, part=utn_part_for_place_of_service(data.place_of_service), serial=request.id
-    )
-    result = decide(
-        DecisionInput(
-            request_key=request.utn,
-            state=data.state,
-            category=v.category,
-            policy_id=v.policy_id,
-            date_of_service=data.date_of_service,
-            diagnosis_codes=tuple(data.diagnosis_codes),
-            facts=v.facts,
-            time_sensitive_attestation=data.time_sensitive_attestation,
-        ),
-        criteria=rt.criteria,
-        profile=profile,
-        history=beneficiary_history(session, mbi=data.beneficiary.mbi, category=v.category),
-        gold_carded=profile.gold_card.enabled
-        and is_gold_carded(session, rt, npi=data.provider.npi, category=v.category, on=now),
-    )
-    _apply_pipeline(request, result, now=now, rt=rt)
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="request.submit",
-        object_type="request",
-        object_id=request.id,
-        outcome=request.status,
-        at=now,
-        details={"utn": request.utn, "predecessor_id": request.predecessor_id},
-    )
-    return request
+    return lines
 
 
 def _apply_pipeline(request: PaRequest, result: PipelineResult, *, now: dt.datetime, rt: Runtime) -> None:
@@ -530,6 +550,9 @@ def withdraw(
         raise Conflict(str(exc)) from exc
     request.status = Status.WITHDRAWN.value
     request.updated_at = now
+    from wiserpa.deadlines.service import record_miss  # a withdrawal after the due time resolves a miss
+
+    record_miss(session, rt, request, now=now, via="withdrawal")
     request.decisions.append(
         Decision(
             kind="withdrawn",
@@ -625,6 +648,9 @@ def materialize_deemed(session: Session, rt: Runtime, request: PaRequest, *, now
         at=now,
         details={"due_at": request.due_at},
     )
+    from wiserpa.deadlines.service import record_miss  # late import: deadlines build on requests
+
+    record_miss(session, rt, request, now=now, via="deemed")
     return True
 
 
