@@ -224,25 +224,25 @@ def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime)
 
 
 def beneficiary_history(
-    session: Session, *, mbi: str, category: str, exclude_id: int | None = None
+    session: Session, *, mbi: str, category: str, now: dt.datetime, exclude_id: int | None = None
 ) -> list[HistoryItem]:
-    """Earlier affirmed services of this beneficiary in this category (for frequency limits)."""
+    """Earlier affirmed services of this beneficiary in this category (for frequency limits).
+
+    Uses the effective status, so a request that time has deemed affirmed counts even before the sweep.
+    """
+    status = effective_status_sql(now)
     stmt = select(
-        PaRequest.date_of_service,
-        PaRequest.category,
-        PaRequest.policy_id,
-        PaRequest.clinical_facts,
-        PaRequest.status,
+        PaRequest.date_of_service, PaRequest.category, PaRequest.policy_id, PaRequest.clinical_facts, status
     ).where(
         PaRequest.beneficiary_mbi == mbi,
         PaRequest.category == category,
-        PaRequest.status.in_([s.value for s in AFFIRMED_STATES]),
+        status.in_([s.value for s in AFFIRMED_STATES]),
     )
     if exclude_id is not None:
         stmt = stmt.where(PaRequest.id != exclude_id)
     return [
-        HistoryItem(date_of_service=dos, category=cat, policy_id=policy or "", facts=facts, status=status)
-        for dos, cat, policy, facts, status in session.execute(stmt)
+        HistoryItem(date_of_service=dos, category=cat, policy_id=policy or "", facts=facts, status=st)
+        for dos, cat, policy, facts, st in session.execute(stmt)
     ]
 
 
@@ -284,7 +284,7 @@ def submit(
     start = clock_start(profile, data.channel.value, now, data.mac_received_at)
     due = due_time(start, timeline_for(profile, data.urgency.value, data.channel.value), calendar)
     # Read what the decision needs before adding anything, so the reads do not trigger flushes.
-    history = beneficiary_history(session, mbi=data.beneficiary.mbi, category=v.category)
+    history = beneficiary_history(session, mbi=data.beneficiary.mbi, category=v.category, now=now)
     gold_carded = profile.gold_card.enabled and is_gold_carded(
         session, rt, npi=data.provider.npi, category=v.category, on=now
     )
