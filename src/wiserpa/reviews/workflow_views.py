@@ -1,0 +1,249 @@
+"""REST routes for the review workflow: requests for information and peer-to-peer conversations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from wiserpa.http import PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.requests import service as requests
+from wiserpa.requests.models import PaRequest
+from wiserpa.requests.views import IdempotencyKey, RawBody, _respond
+from wiserpa.reviews import workflow
+from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+
+router = APIRouter(prefix="/api/v1/requests", tags=["review workflow"])
+
+
+class InformationRequestIn(BaseModel):
+    """What is missing: the unmet/undocumented criteria ids, and an optional message."""
+
+    model_config = ConfigDict(extra="forbid")
+    criterion_ids: list[Annotated[str, Field(max_length=80)]] = Field(min_length=1, max_length=50)
+    message: str | None = Field(default=None, max_length=4000)
+
+
+class InformationResponseIn(BaseModel):
+    """The practice's answer: a note, and/or facts named by the governing policy."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=4000)
+    clinical_facts: dict[str, Any] = Field(default_factory=dict, max_length=200)
+
+
+class PeerToPeerIn(BaseModel):
+    """Ask for a peer-to-peer; a time may be proposed at once."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=4000)
+    scheduled_for: dt.datetime | None = None
+
+
+class ScheduleIn(BaseModel):
+    """When the peer-to-peer takes place."""
+
+    model_config = ConfigDict(extra="forbid")
+    scheduled_for: dt.datetime
+
+
+class P2POutcomeIn(BaseModel):
+    """How the conversation ended."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["affirmed_on_discussion", "upheld", "no_show"]
+    note: str | None = Field(default=None, max_length=4000)
+
+
+@router.get("/{request_id}/workflow")
+def get_workflow(
+    request_id: int, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Requests for information and peer-to-peer conversations on one request."""
+    request = requests.get(session, rt, principal=principal, request_id=request_id)
+    view = workflow.workflow_view(session, request)
+    session.commit()
+    return view
+
+
+@router.post("/{request_id}/information-requests", status_code=201)
+def create_information_request(
+    request_id: int,
+    body: InformationRequestIn,
+    raw: RawBody,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """A reviewer asks for what is missing (named criteria); the due-time clock keeps running."""
+
+    def work() -> Outcome:
+        row = workflow.request_information(
+            session,
+            rt,
+            principal=principal,
+            request_id=request_id,
+            criterion_ids=body.criterion_ids,
+            message=body.message,
+        )
+        return Outcome(201, workflow.information_view(row, session.get(PaRequest, request_id)))
+
+    return _respond(
+        run_once(
+            session,
+            scope=f"user:{principal.user_id}:info:{request_id}",
+            key=idempotency_key,
+            fingerprint_=fingerprint("POST", f"info/{request_id}", raw),
+            now=rt.clock.now(),
+            work=work,
+        )
+    )
+
+
+@router.post("/{request_id}/information-requests/{information_request_id}/response")
+def answer_information_request(
+    request_id: int,
+    information_request_id: int,
+    body: InformationResponseIn,
+    raw: RawBody,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The practice answers with a note and/or facts (checked against the governing policy)."""
+
+    def work() -> Outcome:
+        row = workflow.respond_information(
+            session,
+            rt,
+            principal=principal,
+            request_id=request_id,
+            information_request_id=information_request_id,
+            note=body.note,
+            clinical_facts=body.clinical_facts,
+        )
+        return Outcome(200, workflow.information_view(row))
+
+    return _respond(
+        run_once(
+            session,
+            scope=f"user:{principal.user_id}:info-answer:{information_request_id}",
+            key=idempotency_key,
+            fingerprint_=fingerprint("POST", f"info-answer/{information_request_id}", raw),
+            now=rt.clock.now(),
+            work=work,
+        )
+    )
+
+
+@router.post("/{request_id}/peer-to-peer", status_code=201)
+def create_peer_to_peer(
+    request_id: int,
+    body: PeerToPeerIn,
+    raw: RawBody,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The provider or the reviewer asks for a peer-to-peer conversation."""
+
+    def work() -> Outcome:
+        row = workflow.request_peer_to_peer(
+            session,
+            rt,
+            principal=principal,
+            request_id=request_id,
+            note=body.note,
+            scheduled_for=body.scheduled_for,
+        )
+        return Outcome(201, workflow.p2p_view(row))
+
+    return _respond(
+        run_once(
+            session,
+            scope=f"user:{principal.user_id}:p2p:{request_id}",
+            key=idempotency_key,
+            fingerprint_=fingerprint("POST", f"p2p/{request_id}", raw),
+            now=rt.clock.now(),
+            work=work,
+        )
+    )
+
+
+@router.post("/{request_id}/peer-to-peer/{p2p_id}/schedule")
+def schedule_peer_to_peer(
+    request_id: int,
+    p2p_id: int,
+    body: ScheduleIn,
+    raw: RawBody,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Set or move the time of a peer-to-peer."""
+
+    def work() -> Outcome:
+        row = workflow.schedule_peer_to_peer(
+            session,
+            rt,
+            principal=principal,
+            request_id=request_id,
+            p2p_id=p2p_id,
+            scheduled_for=body.scheduled_for,
+        )
+        return Outcome(200, workflow.p2p_view(row))
+
+    return _respond(
+        run_once(
+            session,
+            scope=f"user:{principal.user_id}:p2p-schedule:{p2p_id}",
+            key=idempotency_key,
+            fingerprint_=fingerprint("POST", f"p2p-schedule/{p2p_id}", raw),
+            now=rt.clock.now(),
+            work=work,
+        )
+    )
+
+
+@router.post("/{request_id}/peer-to-peer/{p2p_id}/outcome")
+def peer_to_peer_outcome(
+    request_id: int,
+    p2p_id: int,
+    body: P2POutcomeIn,
+    raw: RawBody,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The reviewer records the outcome: affirmed on discussion (affirms if pended), upheld, no-show."""
+
+    def work() -> Outcome:
+        row = workflow.record_peer_to_peer_outcome(
+            session,
+            rt,
+            principal=principal,
+            request_id=request_id,
+            p2p_id=p2p_id,
+            outcome=body.outcome,
+            note=body.note,
+        )
+        return Outcome(200, workflow.p2p_view(row))
+
+    return _respond(
+        run_once(
+            session,
+            scope=f"user:{principal.user_id}:p2p-outcome:{p2p_id}",
+            key=idempotency_key,
+            fingerprint_=fingerprint("POST", f"p2p-outcome/{p2p_id}", raw),
+            now=rt.clock.now(),
+            work=work,
+        )
+    )
