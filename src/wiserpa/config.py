@@ -34,4 +34,7 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, description="Allow subscription delivery to loopback/private hosts (tests only)"
     )
+    experience_public_intake: bool = Field(
+        default=False, description="Accept anonymous experience reports (rate-limited, never shown one by one)"
+    )
     log_json: bool = True

@@ -170,13 +170,8 @@ class SupportPolicy(_Section):
 
     urgent: DurationSpec = DurationSpec(amount=24, unit="hours")
     standard: DurationSpec = DurationSpec(amount=72, unit="hours")
-    urgent_triggers: list[str] = [
-        "portal_outage",
-        "cannot_submit",
-        "expedited_request_blocked",
-        "utn_missing",
-        "claim_denied_with_valid_utn",
-    ]
+    # The ASA's examples of clinically urgent, time-sensitive needs (seed document, R5).
+    urgent_triggers: list[str] = ["pain", "oncology", "post_operative"]
 
 
 class PrepaymentReviewPolicy(_Section):
