@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, description="Allow subscription delivery to loopback/private hosts (tests only)"
     )
+    fee_schedule: Path | None = Field(
+        default=None, description="CSV of allowed amounts per code (default: the packaged 2026 national table)"
+    )
     experience_public_intake: bool = Field(
         default=False, description="Accept anonymous experience reports (rate-limited, never shown one by one)"
     )

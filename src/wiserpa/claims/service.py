@@ -1,0 +1,1297 @@
+"""Claims: intake, matching lines to authorizations, pre-payment review, appeals and expenditure figures.
+
+Matching rules (docs/claims.md has the full table):
+
+- A WISeR line (primary or add-on code that needs PA here) matches an authorization for the same beneficiary
+  and code whose window covers the date of service: by UTN when the line carries one, else by beneficiary and
+  code.
+  A UTN issued for another beneficiary is refused (422 naming ``lines[i].utn``): nothing is written.
+- An associated line (anesthesia, imaging, facility, ancillary procedure) matches the primary procedure's
+  authorization by beneficiary + date of service + the catalog link, with no UTN, whoever bills it.
+- The authorization's status is the *effective* one (deemed-on-read), so no sweep has to have run.
+- Lines without an authorization go to pre-payment review; one review per service episode (beneficiary,
+  category, date of service) so the facility, professional and anesthesia lines of one procedure share it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.sql.elements import ColumnElement
+
+from wiserpa.audit import service as audit
+from wiserpa.auth.models import Role
+from wiserpa.auth.service import Principal
+from wiserpa.claims.models import Claim, ClaimLine, PrepaymentReview
+from wiserpa.claims.schemas import ClaimLineIn, DocumentsIn, LineOutcome, SubmitClaimIn
+from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from wiserpa.policy.clock import due_time
+from wiserpa.policy.criteria import coerce_facts, evaluate, requirements, validate_facts
+from wiserpa.policy.decide import DecisionInput, decide
+from wiserpa.policy.profiles import calendar_for
+from wiserpa.requests.models import PaRequest, RequestLine
+from wiserpa.requests.service import beneficiary_history, validity_end
+from wiserpa.requests.status import AFFIRMED_STATES, OPEN, Status, effective_status
+from wiserpa.runtime import Runtime
+
+# ---------------------------------------------------------------------------------------------- fee schedule
+
+
+@dataclass(frozen=True)
+class Fee:
+    """One code's national allowed amounts (cents); None when the file gives none for that claim type."""
+
+    code: str
+    professional_cents: int | None
+    institutional_cents: int | None
+    per: str  # unit | case
+    basis: str
+
+
+@dataclass(frozen=True)
+class FeeSchedule:
+    """Allowed amounts by code, loaded from a CSV file."""
+
+    source: str
+    fees: Mapping[str, Fee]
+
+    def allowed_cents(self, code: str, claim_type: str, units: int) -> int | None:
+        """The line's allowed amount in cents, or None when the code is not priced for this claim type."""
+        fee = self.fees.get(code)
+        if fee is None:
+            return None
+        amount = fee.institutional_cents if claim_type == "institutional" else fee.professional_cents
+        if amount is None:
+            return None
+        # Anesthesia units are minutes on a claim; the file prices a typical case instead.
+        return amount if fee.per == "case" else amount * units
+
+
+def _cents(text: str, where: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return round(float(text) * 100)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {text!r} is not an amount in dollars") from exc
+
+
+def parse_fee_schedule(text: str, source: str) -> FeeSchedule:
+    """Parse a fee-schedule CSV (header: code, professional_usd, institutional_usd, per, basis, ...)."""
+    reader = csv.DictReader(io.StringIO(text))
+    need = {"code", "professional_usd", "institutional_usd", "per"}
+    missing = need - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{source}: fee schedule lacks column(s) {', '.join(sorted(missing))}")
+    fees: dict[str, Fee] = {}
+    for n, row in enumerate(reader, start=2):
+        code = (row["code"] or "").strip().upper()
+        if not code or code.startswith("#"):
+            continue
+        per = (row["per"] or "unit").strip()
+        if per not in ("unit", "case"):
+            raise ValueError(f"{source}:{n}: per must be unit or case")
+        fees[code] = Fee(
+            code,
+            _cents(row["professional_usd"] or "", f"{source}:{n}"),
+            _cents(row["institutional_usd"] or "", f"{source}:{n}"),
+            per,
+            (row.get("basis") or "").strip(),
+        )
+    return FeeSchedule(source, fees)
+
+
+@lru_cache(maxsize=8)
+def _load_fee_schedule(path: str | None) -> FeeSchedule:
+    if path is None:
+        res = files("wiserpa").joinpath("data", "fees", "2026-national.csv")
+        return parse_fee_schedule(res.read_text(encoding="utf-8"), "wiserpa/data/fees/2026-national.csv")
+    return parse_fee_schedule(Path(path).read_text(encoding="utf-8"), path)
+
+
+def load_fee_schedule(path: str | Path | None = None) -> FeeSchedule:
+    """A fee schedule from a CSV path; without one, the packaged (approximate) 2026 national table."""
+    return _load_fee_schedule(str(path) if path is not None else None)
+
+
+def configured_fee_schedule(rt: Runtime) -> FeeSchedule:
+    """The fee schedule in force: settings.fee_schedule (WISERPA_FEE_SCHEDULE), else the packaged one."""
+    return load_fee_schedule(rt.settings.fee_schedule)
+
+
+# ---------------------------------------------------------------------------------------------- scope
+
+
+def claim_scope(principal: Principal) -> ColumnElement[bool]:
+    """SQL condition selecting the claims this principal may see."""
+    if principal.role is Role.PROVIDER:
+        return Claim.organization_id == principal.organization_id
+    if principal.role is Role.REVIEWER:
+        return Claim.state == principal.state
+    return and_(True)
+
+
+def _can_see(principal: Principal, claim: Claim) -> bool:
+    if principal.role is Role.PROVIDER:
+        return claim.organization_id == principal.organization_id
+    if principal.role is Role.REVIEWER:
+        return claim.state == principal.state
+    return principal.role in (Role.OVERSIGHT, Role.ADMIN)
+
+
+def load_claim(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    claim_id: int,
+    *,
+    action: str,
+    for_update: bool = False,
+) -> Claim:
+    """A claim the principal may see, or NotFound (another organization's claim is a 404)."""
+    stmt = select(Claim).where(Claim.id == claim_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    claim = session.scalars(stmt).first()
+    if claim is None or not _can_see(principal, claim):
+        audit.record(
+            session,
+            actor=principal.actor,
+            action=action,
+            object_type="claim",
+            object_id=claim_id,
+            outcome="not_found",
+            at=rt.clock.now(),
+        )
+        session.commit()
+        raise NotFound(f"claim {claim_id} not found")
+    return claim
+
+
+# ------------------------------------------------------------------------------------------- authorizations
+
+
+@dataclass(frozen=True)
+class AuthState:
+    """An authorization as time makes it now: effective status and the dates of service it covers."""
+
+    request: PaRequest
+    status: str
+    decision_kind: str | None
+    valid_from: dt.date
+    valid_until: dt.date | None
+
+    def covers(self, dos: dt.date) -> bool:
+        """True when the affirmation is in force on the date of service."""
+        return (
+            self.status in AFFIRMED_STATES
+            and self.valid_until is not None
+            and self.valid_from <= dos <= self.valid_until
+        )
+
+
+def _zone(rt: Runtime, state: str) -> ZoneInfo:
+    info = rt.catalog.state(state)
+    return ZoneInfo(info.timezone if info else "UTC")
+
+
+def auth_state(rt: Runtime, request: PaRequest, now: dt.datetime) -> AuthState:
+    """The effective state of an authorization (deemed-on-read included, no sweep needed)."""
+    status = effective_status(request, now)
+    deemed_now = status == Status.DEEMED_AFFIRMED.value and request.status in OPEN
+    valid_until = validity_end(rt, request, request.due_at) if deemed_now else request.valid_until
+    # The window opens when the request was received: a deemed approval covers a service the provider could
+    # not postpone while waiting, so the decision date is not the lower bound.
+    valid_from = request.received_at.astimezone(_zone(rt, request.state)).date()
+    if status == Status.NON_AFFIRMED.value:
+        valid_until = None
+    kind = "deemed" if deemed_now else request.decision_kind
+    return AuthState(request, status, kind, valid_from, valid_until)
+
+
+def _requests_for_code(session: Session, *, mbi: str, category: str, code: str) -> list[PaRequest]:
+    """Authorizations of this beneficiary whose request lists the code (index: beneficiary + category)."""
+    has_code = exists().where(RequestLine.request_id == PaRequest.id, RequestLine.code == code)
+    stmt = (
+        select(PaRequest)
+        .where(PaRequest.beneficiary_mbi == mbi, PaRequest.category == category, has_code)
+        .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+    )
+    return list(session.scalars(stmt))
+
+
+def _requests_for_categories(session: Session, *, mbi: str, categories: Sequence[str]) -> list[PaRequest]:
+    """Authorizations of this beneficiary in the categories an associated code belongs to."""
+    stmt = (
+        select(PaRequest)
+        .where(PaRequest.beneficiary_mbi == mbi, PaRequest.category.in_(list(categories)))
+        .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+    )
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best authorization for a line, and what kind of match it is."""
+
+    kind: str  # affirmed | non_affirmed | pending | expired | none
+    state: AuthState | None = None
+
+
+def best_match(states: Iterable[AuthState], dos: dt.date, validity_days: int) -> Match:
+    """Choose among candidate authorizations: in force > non-affirmed > still open > expired > nothing."""
+    ranked: dict[str, list[AuthState]] = {"affirmed": [], "non_affirmed": [], "pending": [], "expired": []}
+    for st in states:
+        if st.request.status == Status.WITHDRAWN.value or dos < st.valid_from:
+            continue
+        if st.covers(dos):
+            ranked["affirmed"].append(st)
+        elif st.status == Status.NON_AFFIRMED.value:
+            decided = st.request.decided_at or st.request.received_at
+            if dos <= decided.date() + dt.timedelta(days=validity_days):
+                ranked["non_affirmed"].append(st)
+        elif st.status in OPEN:
+            ranked["pending"].append(st)
+        elif st.status in AFFIRMED_STATES:
+            ranked["expired"].append(st)
+    for kind, found in ranked.items():
+        if found:
+            # The service's own request (same date of service) first, then the most recent.
+            found.sort(key=lambda s: (s.request.date_of_service == dos, s.request.received_at), reverse=True)
+            return Match(kind, found[0])
+    return Match("none")
+
+
+def _denial_reasons(request: PaRequest) -> list[dict[str, Any]]:
+    """The non-affirmation's cited reasons, with who decided and when."""
+    for d in reversed(request.decisions):
+        if d.effective and d.resulting_status == Status.NON_AFFIRMED.value:
+            return [
+                {
+                    **r,
+                    "utn": request.utn,
+                    "decided_at": _iso(d.decided_at),
+                    "reviewer_npi": d.reviewer_npi,
+                    "decision": d.kind,
+                }
+                for r in d.reasons
+            ] or [{"utn": request.utn, "decided_at": _iso(d.decided_at), "decision": d.kind, "note": d.note}]
+    return [{"utn": request.utn}]
+
+
+# ---------------------------------------------------------------------------------------------- intake
+
+
+@dataclass
+class LinePlan:
+    """What will be written for one line; computed before the first write."""
+
+    index: int
+    data: ClaimLineIn
+    role: str
+    kind: str | None
+    category: str | None
+    outcome: str
+    reason: str
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    auth: AuthState | None = None
+    matched_by: str | None = None
+    participant: str | None = None
+    needs_review: bool = False
+
+
+def _line_context(
+    rt: Runtime, data: SubmitClaimIn, i: int, line: ClaimLineIn, codes: Sequence[str]
+) -> tuple[str, str | None, str | None, str | None]:
+    """(role, kind, category, not-subject reason) for one line from the catalog alone."""
+    catalog = rt.catalog
+    answer = catalog.requires_pa(
+        code=line.code,
+        state=data.state,
+        date_of_service=line.date_of_service,
+        place_of_service=line.place_of_service,
+        coverage=data.coverage,
+        revenue_code=line.revenue_code,
+        modifiers=tuple(line.modifiers),
+        diagnosis_codes=tuple(data.diagnosis_codes),
+        other_codes=tuple(c for j, c in enumerate(codes) if j != i),
+    )
+    if answer.required and answer.category:
+        info = catalog.code_info(line.code)
+        return ("add_on" if info and info.add_on else "primary"), None, answer.category, None
+    if answer.reason_code == "associated_service":
+        cats = catalog.categories_for_associated(line.code)
+        kind = next((a.kind for a in catalog.associated_codes(cats[0]) if a.code == line.code), None)
+        return "associated", kind, cats[0], None
+    return "other", None, answer.category, answer.reason
+
+
+def _validate(session: Session, rt: Runtime, data: SubmitClaimIn, now: dt.datetime) -> dict[int, PaRequest]:
+    """Checks that need the catalog or the database; raise Invalid naming every field. Returns UTN lookups."""
+    catalog = rt.catalog
+    state = catalog.state(data.state)
+    if state is None:
+        raise Invalid(
+            "state is not a WISeR model state",
+            [FieldError("state", f"{data.state} is not in the model ({', '.join(sorted(catalog.states))})")],
+        )
+    today = now.astimezone(ZoneInfo(state.timezone)).date()
+    errors: list[FieldError] = []
+    by_utn: dict[int, PaRequest] = {}
+    for i, line in enumerate(data.lines):
+        dos = line.date_of_service
+        if dos < catalog.services_from or dos > catalog.model_end:
+            errors.append(
+                FieldError(
+                    f"lines[{i}].date_of_service",
+                    f"outside the WISeR model ({catalog.services_from.isoformat()} to "
+                    f"{catalog.model_end.isoformat()})",
+                )
+            )
+        elif dos > today:
+            errors.append(
+                FieldError(f"lines[{i}].date_of_service", "a claim bills services already rendered")
+            )
+        if line.utn is not None:
+            req = session.scalars(
+                select(PaRequest)
+                .where(PaRequest.utn == line.utn)
+                .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+            ).first()
+            if req is None:
+                errors.append(FieldError(f"lines[{i}].utn", f"no authorization has UTN {line.utn}"))
+            elif req.beneficiary_mbi != data.beneficiary.mbi:
+                errors.append(
+                    FieldError(
+                        f"lines[{i}].utn",
+                        f"UTN {line.utn} was issued for another beneficiary than beneficiary.mbi",
+                    )
+                )
+            else:
+                by_utn[i] = req
+    if errors:
+        raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+    return by_utn
+
+
+def _plan_line(
+    session: Session,
+    rt: Runtime,
+    data: SubmitClaimIn,
+    i: int,
+    line: ClaimLineIn,
+    codes: Sequence[str],
+    by_utn: Mapping[int, PaRequest],
+    now: dt.datetime,
+) -> LinePlan:
+    """Decide one line's outcome from the catalog, the authorizations on file and the profile."""
+    role, kind, category, not_subject = _line_context(rt, data, i, line, codes)
+    if role == "other" or category is None:
+        return LinePlan(
+            i, line, role, kind, category, LineOutcome.NOT_SUBJECT.value, not_subject or "not a WISeR service"
+        )
+    validity = rt.profile.timelines.affirmation_validity_days
+    dos = line.date_of_service
+    mbi = data.beneficiary.mbi
+    if role in ("primary", "add_on"):
+        utn_req = by_utn.get(i)
+        note = ""
+        if utn_req is not None:
+            lines = session.scalars(
+                select(RequestLine.code).where(RequestLine.request_id == utn_req.id)
+            ).all()
+            if line.code in lines:
+                match = best_match([auth_state(rt, utn_req, now)], dos, validity)
+                matched_by = "utn"
+            else:
+                note = f"UTN {line.utn} does not cover {line.code}; "
+                match = Match("none")
+            if match.kind == "none":
+                # The UTN did not settle it: look for this code's own authorization.
+                cands = _requests_for_code(session, mbi=mbi, category=category, code=line.code)
+                match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
+                matched_by = "beneficiary_code_date"
+        else:
+            cands = _requests_for_code(session, mbi=mbi, category=category, code=line.code)
+            match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
+            matched_by = "beneficiary_code_date"
+        return _outcome_for_primary(rt, i, line, role, category, match, matched_by, note)
+    # Associated services follow the primary procedure's authorization, no UTN needed.
+    utn_req = by_utn.get(i)
+    cats = rt.catalog.categories_for_associated(line.code)
+    cands = (
+        [utn_req]
+        if utn_req is not None and utn_req.category in cats
+        else _requests_for_categories(session, mbi=mbi, categories=cats)
+    )
+    match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
+    return _outcome_for_associated(rt, i, line, kind, match)
+
+
+def _outcome_for_primary(
+    rt: Runtime,
+    i: int,
+    line: ClaimLineIn,
+    role: str,
+    category: str,
+    match: Match,
+    matched_by: str,
+    note: str,
+) -> LinePlan:
+    st = match.state
+    if match.kind == "affirmed" and st is not None:
+        return LinePlan(
+            i, line, role, None, category, LineOutcome.PAYABLE.value,
+            f"{note}authorized: {st.request.utn} is {st.status} through {st.valid_until}",
+            auth=st, matched_by=matched_by, participant=st.request.participant,
+        )  # fmt: skip
+    if match.kind == "non_affirmed" and st is not None:
+        return LinePlan(
+            i, line, role, None, category, LineOutcome.DENIED.value,
+            f"{note}the authorization {st.request.utn} was non-affirmed",
+            reasons=_denial_reasons(st.request), auth=st, matched_by=matched_by,
+            participant=st.request.participant,
+        )  # fmt: skip
+    why = {
+        "pending": "the authorization request {utn} is still undecided",
+        "expired": "the authorization {utn} expired on {until} (date of service {dos})",
+        "none": "no authorization for this beneficiary, code and date of service",
+    }[match.kind].format(
+        utn=st.request.utn if st else None, until=st.valid_until if st else None, dos=line.date_of_service
+    )
+    return LinePlan(
+        i, line, role, None, category, LineOutcome.SUSPENDED.value,
+        f"{note}{why}: suspended for pre-payment review",
+        auth=st, matched_by=matched_by if st else None, needs_review=True,
+    )  # fmt: skip
+
+
+def _outcome_for_associated(
+    rt: Runtime, i: int, line: ClaimLineIn, kind: str | None, match: Match
+) -> LinePlan:
+    st = match.state
+    cats = rt.catalog.categories_for_associated(line.code)
+    category = st.request.category if st else cats[0]
+    label = kind or "associated"
+    if match.kind == "affirmed" and st is not None:
+        by_time_or_exemption = st.decision_kind in ("deemed", "exempt") or st.status in (
+            Status.DEEMED_AFFIRMED.value,
+            Status.EXEMPT_AFFIRMED.value,
+        )
+        if not by_time_or_exemption or rt.profile.claims.associated_payable_when_primary_deemed_or_exempt:
+            return LinePlan(
+                i, line, "associated", kind, category, LineOutcome.PAYABLE.value,
+                f"{label} service of {st.request.primary_code}, authorized by {st.request.utn} ({st.status})",
+                auth=st, matched_by="beneficiary_date_catalog", participant=st.request.participant,
+            )  # fmt: skip
+        return LinePlan(
+            i, line, "associated", kind, category, LineOutcome.SUSPENDED.value,
+            f"the primary procedure's authorization {st.request.utn} is {st.status}; under "
+            f"{rt.profile.id} its {label} services are not paid on that basis: "
+            "suspended for pre-payment review",
+            auth=st, matched_by="beneficiary_date_catalog", needs_review=True,
+        )  # fmt: skip
+    if match.kind == "non_affirmed" and st is not None:
+        return LinePlan(
+            i, line, "associated", kind, category, LineOutcome.DENIED.value,
+            f"{label} service of a non-affirmed procedure ({st.request.utn})",
+            reasons=_denial_reasons(st.request), auth=st, matched_by="beneficiary_date_catalog",
+            participant=st.request.participant,
+        )  # fmt: skip
+    why = {
+        "pending": "the primary procedure's authorization {utn} is still undecided",
+        "expired": "the primary procedure's authorization {utn} expired on {until}",
+        "none": "no authorization for the primary procedure on this date of service",
+    }[match.kind].format(utn=st.request.utn if st else None, until=st.valid_until if st else None)
+    return LinePlan(
+        i, line, "associated", kind, category, LineOutcome.SUSPENDED.value,
+        f"{why}: suspended for pre-payment review",
+        auth=st, matched_by="beneficiary_date_catalog" if st else None, needs_review=True,
+    )  # fmt: skip
+
+
+def submit_claim(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    data: SubmitClaimIn,
+    raw: dict[str, Any],
+    channel: str = "rest",
+    fee_schedule: FeeSchedule | None = None,
+) -> Claim:
+    """Validate, match every line and store the claim in the caller's transaction (the caller commits)."""
+    if principal.role is not Role.PROVIDER or principal.organization_id is None:
+        raise Forbidden("only a provider organization's key may submit claims")
+    now = rt.clock.now()
+    by_utn = _validate(session, rt, data, now)
+    fees = fee_schedule or configured_fee_schedule(rt)
+    codes = [ln.code for ln in data.lines]
+    plans = [_plan_line(session, rt, data, i, ln, codes, by_utn, now) for i, ln in enumerate(data.lines)]
+    state = rt.catalog.state(data.state)
+    assert state is not None  # checked by _validate
+    # ---- every check passed; writes start here
+    claim = Claim(
+        organization_id=principal.organization_id,
+        submitted_by_user_id=principal.user_id,
+        claim_type=data.claim_type.value,
+        billing_npi=data.billing_provider.npi,
+        beneficiary_mbi=data.beneficiary.mbi,
+        state=data.state,
+        participant=state.participant,
+        diagnosis_codes=list(data.diagnosis_codes),
+        channel=channel,
+        received_at=now,
+        profile_id=rt.profile.id,
+        profile_version=rt.profile.version,
+        fee_schedule=fees.source[-200:],
+        raw_submission=raw,
+    )
+    session.add(claim)
+    episodes: dict[tuple[str, dt.date], PrepaymentReview] = {}
+    for seq, p in enumerate(plans):
+        line = ClaimLine(
+            seq=seq,
+            code=p.data.code,
+            modifiers=list(p.data.modifiers),
+            units=p.data.units,
+            date_of_service=p.data.date_of_service,
+            rendering_npi=p.data.rendering_npi,
+            place_of_service=p.data.place_of_service,
+            revenue_code=p.data.revenue_code,
+            utn=p.data.utn,
+            role=p.role,
+            kind=p.kind,
+            category=p.category,
+            outcome=p.outcome,
+            outcome_reason=p.reason,
+            reasons=p.reasons,
+            request_id=p.auth.request.id if p.auth else None,
+            authorization_utn=p.auth.request.utn if p.auth else None,
+            matched_by=p.matched_by,
+            participant=p.participant,
+            allowed_cents=fees.allowed_cents(p.data.code, data.claim_type.value, p.data.units),
+            decided_at=now,
+        )
+        if p.needs_review and p.category is not None:
+            review = _episode_review(
+                session, rt, episodes, mbi=data.beneficiary.mbi, state=data.state,
+                participant=state.participant, category=p.category, dos=p.data.date_of_service, now=now,
+            )  # fmt: skip
+            _apply_review_to_line(line, review, now)
+        claim.lines.append(line)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="claim.submit",
+        object_type="claim",
+        object_id=claim.id,
+        outcome="ok",
+        at=now,
+        details={"lines": [[ln.code, ln.outcome] for ln in claim.lines]},
+    )
+    return claim
+
+
+# --------------------------------------------------------------------------------------- pre-payment review
+
+REVIEW_OPEN = ("awaiting_documentation", "under_review")
+REVIEW_PAYABLE = ("affirmed", "deemed_payable")
+
+
+def review_status(review: PrepaymentReview, now: dt.datetime) -> str:
+    """The status every reader sees: under asa-reform a missed decision clock *is* payable (deemed)."""
+    if (
+        review.status == "under_review"
+        and review.deems_on_miss
+        and review.decision_due_at is not None
+        and now >= review.decision_due_at
+    ):
+        return "deemed_payable"
+    return review.status
+
+
+def deemed_review_sql(now: dt.datetime) -> ColumnElement[bool]:
+    """The same rule as `review_status(...) == 'deemed_payable'` for stored-undecided reviews, in SQL."""
+    return and_(
+        PrepaymentReview.status == "under_review",
+        PrepaymentReview.deems_on_miss.is_(True),
+        PrepaymentReview.decision_due_at <= now,
+    )
+
+
+def _episode_review(
+    session: Session,
+    rt: Runtime,
+    cache: dict[tuple[str, dt.date], PrepaymentReview],
+    *,
+    mbi: str,
+    state: str,
+    participant: str,
+    category: str,
+    dos: dt.date,
+    now: dt.datetime,
+) -> PrepaymentReview:
+    """The review of this service episode: an existing one (any status), or a new one."""
+    key = (category, dos)
+    if key in cache:
+        return cache[key]
+    found = session.scalars(
+        select(PrepaymentReview)
+        .where(
+            PrepaymentReview.beneficiary_mbi == mbi,
+            PrepaymentReview.category == category,
+            PrepaymentReview.date_of_service == dos,
+        )
+        .order_by(PrepaymentReview.id.desc())
+    ).first()
+    if found is None:
+        found = _open_review(session, rt, mbi=mbi, state=state, participant=participant, category=category,
+                             dos=dos, now=now)  # fmt: skip
+    cache[key] = found
+    return found
+
+
+def _open_review(
+    session: Session,
+    rt: Runtime,
+    *,
+    mbi: str,
+    state: str,
+    participant: str,
+    category: str,
+    dos: dt.date,
+    now: dt.datetime,
+) -> PrepaymentReview:
+    profile = rt.profile
+    info = rt.catalog.state(state)
+    calendar = calendar_for(profile, info.timezone if info else "UTC")
+    policy_id = rt.catalog.governing_policy(category, state)
+    policy = rt.criteria.for_policy(policy_id) if policy_id else None
+    review = PrepaymentReview(
+        state=state,
+        participant=participant,
+        beneficiary_mbi=mbi,
+        category=category,
+        policy_id=policy_id,
+        date_of_service=dos,
+        status="awaiting_documentation",
+        opened_at=now,
+        documentation_due_at=due_time(
+            now, profile.prepayment_review.documentation_due.to_duration(), calendar
+        ),
+        # What is asked derives from the governing NCD/LCD criteria and nothing else (R6).
+        documentation_request=requirements(policy) if policy else [],
+        deems_on_miss=profile.prepayment_review.deemed_payable_on_miss,
+        diagnosis_codes=[],
+        clinical_facts={},
+        attachments=[],
+        criteria_results=[],
+        reasons=[],
+        events=[{"at": _iso(now), "event": "opened"}],
+        profile_id=profile.id,
+        profile_version=profile.version,
+        updated_at=now,
+    )
+    session.add(review)
+    session.flush()
+    audit.record(
+        session,
+        actor=audit.SYSTEM,
+        action="prepayment_review.open",
+        object_type="prepayment_review",
+        object_id=review.id,
+        outcome=review.status,
+        at=now,
+        details={"category": category, "date_of_service": dos.isoformat()},
+    )
+    return review
+
+
+def _apply_review_to_line(line: ClaimLine, review: PrepaymentReview, now: dt.datetime) -> None:
+    """Link a line to its episode review; an already decided review decides the line at once."""
+    line.prepayment_review_id = review.id
+    line.participant = review.participant
+    status = review_status(review, now)
+    if status in REVIEW_PAYABLE:
+        line.outcome = LineOutcome.PAYABLE.value
+        line.outcome_reason = f"pre-payment review {review.id} found the service payable ({status})"
+        line.matched_by = "prepayment_review"
+    elif status == "non_affirmed":
+        line.outcome = LineOutcome.DENIED.value
+        line.outcome_reason = f"pre-payment review {review.id} non-affirmed the service"
+        line.reasons = list(review.reasons)
+        line.matched_by = "prepayment_review"
+
+
+def _load_review(
+    session: Session, rt: Runtime, principal: Principal, review_id: int, *, for_update: bool = False
+) -> PrepaymentReview:
+    stmt = select(PrepaymentReview).where(PrepaymentReview.id == review_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    review = session.scalars(stmt).first()
+    visible = review is not None and (
+        principal.role in (Role.OVERSIGHT, Role.ADMIN)
+        or (principal.role is Role.REVIEWER and review.state == principal.state)
+        or (
+            principal.role is Role.PROVIDER
+            and session.scalar(
+                select(ClaimLine.id)
+                .join(Claim, Claim.id == ClaimLine.claim_id)
+                .where(
+                    ClaimLine.prepayment_review_id == review_id,
+                    Claim.organization_id == principal.organization_id,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+    )
+    if review is None or not visible:
+        raise NotFound(f"pre-payment review {review_id} not found")
+    return review
+
+
+def get_review(session: Session, rt: Runtime, *, principal: Principal, review_id: int) -> PrepaymentReview:
+    """Read one pre-payment review in the caller's scope."""
+    return _load_review(session, rt, principal, review_id)
+
+
+def list_reviews(
+    session: Session, rt: Runtime, *, principal: Principal, status: str | None = None, limit: int = 50
+) -> list[PrepaymentReview]:
+    """Reviews in the reviewer's state (oversight/admin: all), soonest decision due first."""
+    if principal.role not in (Role.REVIEWER, Role.OVERSIGHT, Role.ADMIN):
+        raise Forbidden("the pre-payment review worklist is for reviewers")
+    stmt = select(PrepaymentReview)
+    if principal.role is Role.REVIEWER:
+        stmt = stmt.where(PrepaymentReview.state == principal.state)
+    if status:
+        stmt = stmt.where(PrepaymentReview.status == status)
+    stmt = stmt.order_by(PrepaymentReview.decision_due_at, PrepaymentReview.id).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def _linked_lines(session: Session, review_id: int) -> list[ClaimLine]:
+    return list(session.scalars(select(ClaimLine).where(ClaimLine.prepayment_review_id == review_id)))
+
+
+def _settle_lines(session: Session, review: PrepaymentReview, now: dt.datetime) -> None:
+    """Carry the review's outcome onto every linked claim line that is still suspended."""
+    for line in _linked_lines(session, review.id):
+        if line.outcome == LineOutcome.SUSPENDED.value:
+            _apply_review_to_line(line, review, now)
+            line.decided_at = now
+
+
+def submit_documents(
+    session: Session, rt: Runtime, *, principal: Principal, review_id: int, data: DocumentsIn
+) -> PrepaymentReview:
+    """The provider answers the documentation request; the decision clock starts now and the engine runs."""
+    if principal.role is not Role.PROVIDER:
+        raise Forbidden("documentation comes from a provider whose claim is under review")
+    review = _load_review(session, rt, principal, review_id, for_update=True)
+    if review.status != "awaiting_documentation":
+        raise Conflict(f"pre-payment review {review.id} already has its documentation ({review.status})")
+    policy = rt.criteria.for_policy(review.policy_id) if review.policy_id else None
+    facts: dict[str, Any] = dict(data.clinical_facts)
+    if policy is not None:
+        errs = validate_facts(policy, facts)
+        if errs:
+            fields = [FieldError(path, msg) for path, msg in errs]
+            raise Invalid("; ".join(f"{f.field}: {f.message}" for f in fields), fields)
+        facts = coerce_facts(policy, facts)
+    now = rt.clock.now()
+    info = rt.catalog.state(review.state)
+    calendar = calendar_for(rt.profile, info.timezone if info else "UTC")
+    review.documents_received_at = now
+    # The same clock code as request deadlines: the profile's decision window from receipt of documents.
+    review.decision_due_at = due_time(now, rt.profile.prepayment_review.decision.to_duration(), calendar)
+    review.clinical_facts = _json_ready(facts)
+    review.diagnosis_codes = list(data.diagnosis_codes)
+    review.attachments = [a.model_dump(mode="json") for a in data.attachments]
+    result = decide(
+        DecisionInput(
+            request_key=f"PPR{review.id}",
+            state=review.state,
+            category=review.category,
+            policy_id=review.policy_id,
+            date_of_service=review.date_of_service,
+            diagnosis_codes=tuple(data.diagnosis_codes),
+            facts=facts,
+            time_sensitive_attestation=data.time_sensitive_attestation,
+        ),
+        criteria=rt.criteria,
+        profile=rt.profile,
+        history=beneficiary_history(session, mbi=review.beneficiary_mbi, category=review.category, now=now),
+        gold_carded=False,
+    )
+    review.criteria_results = [r.to_dict() for r in result.criteria_results]
+    events = [*review.events, {"at": _iso(now), "event": "documents_received", "note": data.note}]
+    if result.outcome == "pended":
+        review.status = "under_review"
+        events.append({"at": _iso(now), "event": "pended", "note": result.reason})
+    else:
+        # Machines may affirm, never deny.
+        review.status = "affirmed"
+        review.decision_kind = "exempt" if result.outcome == "exempt_affirmed" else "criteria"
+        review.decided_at = now
+        events.append({"at": _iso(now), "event": "affirmed", "note": result.reason})
+    review.events = events
+    review.updated_at = now
+    if review.status == "affirmed":
+        _settle_lines(session, review, now)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="prepayment_review.documents",
+        object_type="prepayment_review",
+        object_id=review.id,
+        outcome=review.status,
+        at=now,
+    )
+    return review
+
+
+def materialize_deemed_review(session: Session, review: PrepaymentReview, *, now: dt.datetime) -> bool:
+    """Store a deemed-payable outcome time has already made true; idempotent. True if it changed the row."""
+    if review_status(review, now) != "deemed_payable" or review.status == "deemed_payable":
+        return False
+    assert review.decision_due_at is not None
+    review.status = "deemed_payable"
+    review.decision_kind = "deemed"
+    review.decided_at = review.decision_due_at
+    review.events = [
+        *review.events,
+        {"at": _iso(review.decision_due_at), "event": "deemed_payable", "note": "decision clock missed"},
+    ]
+    review.updated_at = now
+    _settle_lines(session, review, now)
+    audit.record(
+        session,
+        actor=audit.SYSTEM,
+        action="prepayment_review.deemed",
+        object_type="prepayment_review",
+        object_id=review.id,
+        outcome="deemed_payable",
+        at=now,
+    )
+    return True
+
+
+def sweep_prepayment_reviews(session: Session, rt: Runtime, *, now: dt.datetime, limit: int = 500) -> int:
+    """Materialize every review whose missed clock deems it payable (safe with several workers)."""
+    stmt = select(PrepaymentReview).where(deemed_review_sql(now)).order_by(PrepaymentReview.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return sum(materialize_deemed_review(session, r, now=now) for r in session.scalars(stmt).all())
+
+
+def decide_review(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    review_id: int,
+    decision: str,
+    reasons: Sequence[str] = (),
+    note: str | None = None,
+) -> tuple[PrepaymentReview, bool]:
+    """A reviewer affirms, or a clinician non-affirms citing unmet criteria. Returns (review, applied)."""
+    if principal.role is not Role.REVIEWER:
+        raise Forbidden("only a participant's reviewer may decide pre-payment reviews")
+    review = _load_review(session, rt, principal, review_id, for_update=True)
+    now = rt.clock.now()
+    if decision == "non_affirm" and not (principal.is_clinician and principal.npi):
+        raise Forbidden("only a licensed clinician (with an NPI on file) may non-affirm")
+    if review.status == "awaiting_documentation":
+        if now < review.documentation_due_at:
+            raise Conflict(f"pre-payment review {review.id} is waiting for documentation")
+        # The documentation never came: every criterion is undocumented, which a clinician may cite.
+        policy = rt.criteria.for_policy(review.policy_id) if review.policy_id else None
+        if policy is not None:
+            review.criteria_results = [
+                r.to_dict()
+                for r in evaluate(
+                    policy, {}, date_of_service=review.date_of_service, category=review.category
+                )
+            ]
+    reason_rows: list[dict[str, Any]] = []
+    if decision == "non_affirm":
+        gaps = {r["criterion_id"]: r for r in review.criteria_results if r.get("result") != "met"}
+        if not reasons:
+            raise Invalid(
+                "a non-affirmation must cite at least one unmet criterion",
+                [FieldError("reasons", "name at least one criterion id that is not met")],
+            )
+        unknown = [r for r in reasons if r not in gaps]
+        if unknown:
+            raise Invalid(
+                "reasons must be criteria this service does not meet",
+                [
+                    FieldError(
+                        "reasons", f"{', '.join(unknown)} not among ({', '.join(sorted(gaps)) or 'none'})"
+                    )
+                ],
+            )
+        reason_rows = [
+            {
+                "criterion_id": rid,
+                "citation": gaps[rid].get("citation"),
+                "statement": gaps[rid].get("statement"),
+                "result": gaps[rid].get("result"),
+                "reviewer_npi": principal.npi,
+                "prepayment_review_id": review.id,
+            }
+            for rid in reasons
+        ]
+    if materialize_deemed_review(session, review, now=now):
+        # Time decided first: the clinician's decision is recorded as late and does not change the outcome.
+        review.events = [*review.events, {"at": _iso(now), "event": f"late_{decision}", "effective": False}]
+        audit.record(
+            session, actor=principal.actor, action="prepayment_review.decide",
+            object_type="prepayment_review", object_id=review.id, outcome="late_ignored", at=now,
+        )  # fmt: skip
+        return review, False
+    if review.status not in REVIEW_OPEN:
+        raise Conflict(f"pre-payment review {review.id} is already {review.status}")
+    review.status = "affirmed" if decision == "affirm" else "non_affirmed"
+    review.decision_kind = "clinician"
+    review.decided_at = now
+    review.reasons = reason_rows
+    review.reviewer_user_id = principal.user_id
+    review.reviewer_npi = principal.npi
+    review.reviewer_name = principal.name
+    review.note = note
+    review.updated_at = now
+    review.events = [*review.events, {"at": _iso(now), "event": f"clinician_{decision}", "note": note}]
+    _settle_lines(session, review, now)
+    audit.record(
+        session, actor=principal.actor, action="prepayment_review.decide", object_type="prepayment_review",
+        object_id=review.id, outcome=review.status, at=now, details={"reasons": list(reasons)},
+    )  # fmt: skip
+    return review, True
+
+
+# ---------------------------------------------------------------------------------------------- appeals
+
+
+def _line(claim: Claim, seq: int) -> ClaimLine:
+    for line in claim.lines:
+        if line.seq == seq:
+            return line
+    raise NotFound(f"claim {claim.id} has no line {seq}")
+
+
+def line_outcome(line: ClaimLine, review: PrepaymentReview | None, now: dt.datetime) -> str:
+    """A line's outcome as of now: an overturned appeal pays it; a deemed review pays a suspended line."""
+    if line.appeal_status == "overturned":
+        return LineOutcome.PAYABLE.value
+    if line.outcome == LineOutcome.SUSPENDED.value and review is not None:
+        status = review_status(review, now)
+        if status in REVIEW_PAYABLE:
+            return LineOutcome.PAYABLE.value
+        if status == "non_affirmed":
+            return LineOutcome.DENIED.value
+    return line.outcome
+
+
+def appeal(
+    session: Session, rt: Runtime, *, principal: Principal, claim_id: int, seq: int, reason: str | None
+) -> Claim:
+    """The billing provider asks for a redetermination of a denied line."""
+    if principal.role is not Role.PROVIDER:
+        raise Forbidden("only the billing provider may appeal its claim")
+    claim = load_claim(session, rt, principal, claim_id, action="claim.appeal", for_update=True)
+    line = _line(claim, seq)
+    if line.outcome != LineOutcome.DENIED.value:
+        raise Conflict(f"line {seq} is {line.outcome}; only a denied line can be appealed")
+    if line.appeal_status is not None:
+        raise Conflict(f"line {seq} was already appealed ({line.appeal_status})")
+    now = rt.clock.now()
+    line.appeal_status = "pending"
+    line.appealed_at = now
+    line.appeal_reason = reason
+    audit.record(
+        session, actor=principal.actor, action="claim.appeal", object_type="claim_line", object_id=line.id,
+        outcome="pending", at=now,
+    )  # fmt: skip
+    return claim
+
+
+def record_appeal_outcome(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    claim_id: int,
+    seq: int,
+    outcome: str,
+    decided_on: dt.date,
+    note: str | None,
+) -> Claim:
+    """Oversight or an administrator records the redetermination: upheld or overturned, and when."""
+    if principal.role not in (Role.OVERSIGHT, Role.ADMIN):
+        raise Forbidden("appeal outcomes are recorded by oversight or an administrator")
+    claim = load_claim(session, rt, principal, claim_id, action="claim.appeal_outcome", for_update=True)
+    line = _line(claim, seq)
+    if line.appeal_status != "pending":
+        raise Conflict(f"line {seq} has no pending appeal")
+    now = rt.clock.now()
+    assert line.appealed_at is not None
+    appealed_on = line.appealed_at.astimezone(_zone(rt, claim.state)).date()
+    if decided_on < appealed_on or decided_on > now.astimezone(_zone(rt, claim.state)).date():
+        raise Invalid(
+            "decided_on must fall between the appeal and today",
+            [FieldError("decided_on", f"between {appealed_on.isoformat()} and today")],
+        )
+    line.appeal_status = outcome
+    line.appeal_decided_on = decided_on
+    line.appeal_recorded_at = now
+    line.appeal_note = note
+    audit.record(
+        session, actor=principal.actor, action="claim.appeal_outcome", object_type="claim_line",
+        object_id=line.id, outcome=outcome, at=now,
+    )  # fmt: skip
+    return claim
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+def participant_stats(
+    session: Session, rt: Runtime, *, principal: Principal, participant: str | None = None
+) -> list[dict[str, Any]]:
+    """Per participant: lines, denials, appeals, overturns (CMS-0057-F approved-after-appeal), dollars."""
+    if principal.role not in (Role.REVIEWER, Role.OVERSIGHT, Role.ADMIN):
+        raise Forbidden("claim figures are for reviewers, oversight and administrators")
+    now = rt.clock.now()
+    stmt = (
+        select(ClaimLine, PrepaymentReview)
+        .outerjoin(PrepaymentReview, PrepaymentReview.id == ClaimLine.prepayment_review_id)
+        .where(ClaimLine.participant.is_not(None))
+    )
+    if principal.role is Role.REVIEWER:
+        own = rt.catalog.state(principal.state or "")
+        stmt = stmt.where(ClaimLine.participant == (own.participant if own else ""))
+    if participant:
+        stmt = stmt.where(ClaimLine.participant == participant)
+    rows: dict[str, dict[str, Any]] = {}
+    for line, review in session.execute(stmt).tuples():
+        assert line.participant is not None
+        r = rows.setdefault(line.participant, _empty_stats(line.participant))
+        current = line_outcome(line, review, now)
+        cents = line.allowed_cents or 0
+        r["lines"] += 1
+        if line.allowed_cents is None:
+            r["unpriced_lines"] += 1
+        ever_denied = line.outcome == LineOutcome.DENIED.value
+        if ever_denied:
+            r["denials"] += 1
+        if line.appeal_status is not None:
+            r["appealed"] += 1
+        if line.appeal_status == "overturned":
+            r["overturned"] += 1
+        if line.appeal_status == "upheld":
+            r["upheld"] += 1
+        r[current] += 1
+        r[f"{current}_usd"] += cents
+    out = []
+    for r in sorted(rows.values(), key=lambda x: x["participant"]):
+        r["approved_after_appeal"] = r["overturned"]
+        r["approved_after_appeal_rate"] = round(r["overturned"] / r["appealed"], 4) if r["appealed"] else None
+        r["overturn_rate"] = round(r["overturned"] / r["denials"], 4) if r["denials"] else None
+        for k in ("payable_usd", "denied_usd", "suspended_usd", "not_subject_usd"):
+            r[k] = round(r[k] / 100, 2)
+        # Averted expenditure = what denials kept unpaid (overturned denials are paid, so they avert nothing).
+        r["paid_usd"] = r["payable_usd"]
+        r["averted_usd"] = r["denied_usd"]
+        out.append(r)
+    return out
+
+
+def _empty_stats(participant: str) -> dict[str, Any]:
+    return {
+        "participant": participant,
+        "lines": 0,
+        "unpriced_lines": 0,
+        "denials": 0,
+        "appealed": 0,
+        "overturned": 0,
+        "upheld": 0,
+        **{o.value: 0 for o in LineOutcome},
+        **{f"{o.value}_usd": 0 for o in LineOutcome},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- views
+
+
+def reviews_for(session: Session, claim: Claim) -> dict[int, PrepaymentReview]:
+    """The reviews linked to a claim's lines, by id (one query)."""
+    ids = {ln.prepayment_review_id for ln in claim.lines if ln.prepayment_review_id is not None}
+    if not ids:
+        return {}
+    return {r.id: r for r in session.scalars(select(PrepaymentReview).where(PrepaymentReview.id.in_(ids)))}
+
+
+def claim_view(claim: Claim, reviews: Mapping[int, PrepaymentReview], *, now: dt.datetime) -> dict[str, Any]:
+    """The JSON representation of a claim with each line's current outcome."""
+    lines = []
+    totals = {f"{o.value}_usd": 0 for o in LineOutcome}
+    for ln in claim.lines:
+        review = reviews.get(ln.prepayment_review_id) if ln.prepayment_review_id else None
+        current = line_outcome(ln, review, now)
+        totals[f"{current}_usd"] += ln.allowed_cents or 0
+        lines.append(
+            {
+                "seq": ln.seq,
+                "code": ln.code,
+                "modifiers": ln.modifiers,
+                "units": ln.units,
+                "date_of_service": ln.date_of_service.isoformat(),
+                "rendering_npi": ln.rendering_npi,
+                "place_of_service": ln.place_of_service,
+                "revenue_code": ln.revenue_code,
+                "utn": ln.utn,
+                "role": ln.role,
+                "kind": ln.kind,
+                "category": ln.category,
+                "outcome": current,
+                "outcome_at_intake": ln.outcome,
+                "reason": ln.outcome_reason,
+                "reasons": ln.reasons,
+                "authorization": (
+                    {"request_id": ln.request_id, "utn": ln.authorization_utn} if ln.request_id else None
+                ),
+                "matched_by": ln.matched_by,
+                "participant": ln.participant,
+                "allowed_usd": ln.allowed_cents / 100 if ln.allowed_cents is not None else None,
+                "prepayment_review": review_view(review, now=now, brief=True) if review else None,
+                "appeal": (
+                    {
+                        "status": ln.appeal_status,
+                        "appealed_at": _iso(ln.appealed_at),
+                        "reason": ln.appeal_reason,
+                        "decided_on": ln.appeal_decided_on.isoformat() if ln.appeal_decided_on else None,
+                        "note": ln.appeal_note,
+                    }
+                    if ln.appeal_status
+                    else None
+                ),
+            }
+        )
+    return {
+        "id": claim.id,
+        "claim_type": claim.claim_type,
+        "state": claim.state,
+        "participant": claim.participant,
+        "organization_id": claim.organization_id,
+        "billing_npi": claim.billing_npi,
+        "beneficiary_mbi": claim.beneficiary_mbi,
+        "diagnosis_codes": claim.diagnosis_codes,
+        "channel": claim.channel,
+        "received_at": _iso(claim.received_at),
+        "profile": {"id": claim.profile_id, "version": claim.profile_version},
+        "fee_schedule": claim.fee_schedule,
+        "lines": lines,
+        "totals": {k: round(v / 100, 2) for k, v in totals.items()},
+    }
+
+
+def review_view(review: PrepaymentReview, *, now: dt.datetime, brief: bool = False) -> dict[str, Any]:
+    """JSON for a pre-payment review, with its effective (time-aware) status."""
+    status = review_status(review, now)
+    view: dict[str, Any] = {
+        "id": review.id,
+        "status": status,
+        "category": review.category,
+        "policy_id": review.policy_id,
+        "date_of_service": review.date_of_service.isoformat(),
+        "documentation_due_at": _iso(review.documentation_due_at),
+        "documents_received_at": _iso(review.documents_received_at),
+        "decision_due_at": _iso(review.decision_due_at),
+        "documentation_overdue": status == "awaiting_documentation" and now >= review.documentation_due_at,
+    }
+    if brief:
+        return view
+    deemed_now = status == "deemed_payable" and review.status != "deemed_payable"
+    view.update(
+        {
+            "state": review.state,
+            "participant": review.participant,
+            "beneficiary_mbi": review.beneficiary_mbi,
+            "opened_at": _iso(review.opened_at),
+            "decided_at": _iso(review.decision_due_at if deemed_now else review.decided_at),
+            "decision_kind": "deemed" if deemed_now else review.decision_kind,
+            "documentation_request": review.documentation_request,
+            "clinical_facts": review.clinical_facts,
+            "diagnosis_codes": review.diagnosis_codes,
+            "criteria_results": review.criteria_results,
+            "reasons": review.reasons,
+            "reviewer": {"npi": review.reviewer_npi, "name": review.reviewer_name}
+            if review.reviewer_npi
+            else None,
+            "note": review.note,
+            "events": review.events,
+            "profile": {"id": review.profile_id, "version": review.profile_version},
+        }
+    )
+    return view
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+__all__ = [
+    "AuthState",
+    "Fee",
+    "FeeSchedule",
+    "appeal",
+    "auth_state",
+    "best_match",
+    "claim_scope",
+    "claim_view",
+    "configured_fee_schedule",
+    "decide_review",
+    "get_review",
+    "line_outcome",
+    "list_reviews",
+    "load_claim",
+    "load_fee_schedule",
+    "materialize_deemed_review",
+    "parse_fee_schedule",
+    "participant_stats",
+    "record_appeal_outcome",
+    "review_status",
+    "review_view",
+    "reviews_for",
+    "submit_claim",
+    "submit_documents",
+    "sweep_prepayment_reviews",
+]
