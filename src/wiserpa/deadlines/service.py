@@ -1,0 +1,484 @@
+"""Missed timelines (R2), the penalty ledger, and the sweep that materializes deemed approvals (R3).
+
+A miss is recorded exactly once per request (the request id is the key), by whichever path finds it first:
+the sweep, a clinician decision made after the due time, a withdrawal after the due time, or any path that
+materializes a deemed approval. Every path holds the request's row lock (PostgreSQL) or the single writer lock
+(SQLite) when it calls `record_miss`, so two paths cannot both insert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from wiserpa.auth.models import Role
+from wiserpa.auth.service import Principal
+from wiserpa.config import Settings
+from wiserpa.deadlines.models import DeadlineMiss, Resolution
+from wiserpa.errors import FieldError, Forbidden, Invalid
+from wiserpa.policy.profiles import PenaltyPolicy
+from wiserpa.requests import service as requests
+from wiserpa.requests.models import PaRequest
+from wiserpa.requests.status import OPEN, Status
+from wiserpa.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_OPEN = [s.value for s in OPEN]
+
+
+# ---------------------------------------------------------------------------------------------- misses
+
+
+def _resolution(request: PaRequest, now: dt.datetime) -> tuple[str, dt.datetime | None, dt.datetime] | None:
+    """(resolution, resolved_at, lateness end) for a request that missed its deadline, or None if it did not.
+
+    A request misses when it is still undecided at its due instant (the same `>=` rule as deemed approval).
+    """
+    due = request.due_at
+    if request.status == Status.DEEMED_AFFIRMED.value or request.decision_kind == "deemed":
+        # Time decided it at the due instant: the patient waited no longer than the timeline, so 0 s late.
+        return Resolution.DEEMED, due, due
+    if request.decided_at is not None:
+        if request.decided_at < due:
+            return None
+        return Resolution.CLINICIAN_DECISION, request.decided_at, request.decided_at
+    if request.status == Status.WITHDRAWN.value:
+        return (Resolution.WITHDRAWN, now, now) if now >= due else None
+    if request.status in _OPEN:
+        return (Resolution.STILL_OPEN, None, now) if now >= due else None
+    return None
+
+
+def _month(rt: Runtime, request: PaRequest) -> str:
+    state = rt.catalog.state(request.state)
+    zone = ZoneInfo(state.timezone if state else "UTC")
+    return request.due_at.astimezone(zone).strftime("%Y-%m")
+
+
+_PENDING = "wiserpa.deadline_misses.added"
+_ABSENT = "wiserpa.deadline_misses.absent"  # ids the sweep just checked have no miss (saves a read each)
+
+
+def _existing(session: Session, request_id: int) -> DeadlineMiss | None:
+    # Misses added in this session are found even before a flush (the sweep runs without autoflush);
+    # one that a rollback threw away is no longer in the session and is looked up again.
+    added: dict[int, DeadlineMiss] = session.info.setdefault(_PENDING, {})
+    miss = added.get(request_id)
+    if miss is not None and miss in session:
+        return miss
+    added.pop(request_id, None)
+    if request_id in session.info.get(_ABSENT, ()):
+        return None
+    return session.get(DeadlineMiss, request_id)
+
+
+def record_miss(
+    session: Session, rt: Runtime, request: PaRequest, *, now: dt.datetime, via: str = "sweep"
+) -> DeadlineMiss | None:
+    """Record (or resolve) the request's deadline miss; idempotent. Call with the request row locked."""
+    found = _resolution(request, now)
+    if found is None:
+        return None
+    resolution, resolved_at, late_end = found
+    late = max(0, int((late_end - request.due_at).total_seconds()))
+    miss = _existing(session, request.id)
+    if miss is None:
+        delay = None
+        if request.mac_received_at is not None:
+            delay = max(0, int((request.received_at - request.mac_received_at).total_seconds()))
+        miss = DeadlineMiss(
+            request_id=request.id,
+            participant=request.participant,
+            state=request.state,
+            category=request.category,
+            provider_npi=request.provider_npi,
+            urgency=request.urgency,
+            channel=request.channel,
+            month=_month(rt, request),
+            received_at=request.received_at,
+            mac_received_at=request.mac_received_at,
+            forwarding_delay_seconds=delay,
+            clock_started_at=request.clock_started_at,
+            due_at=request.due_at,
+            detected_at=now,
+            detected_by=via,
+            resolution=resolution,
+            resolved_at=resolved_at,
+            late_seconds=late,
+            profile_id=request.profile_id,
+        )
+        session.add(miss)
+        session.info.setdefault(_PENDING, {})[request.id] = miss
+        return miss
+    if miss.resolution == Resolution.STILL_OPEN:
+        # An open miss is resolved once; a resolved miss never changes again.
+        miss.resolution = resolution
+        miss.resolved_at = resolved_at
+        miss.late_seconds = late
+    return miss
+
+
+def live_late_seconds(miss: DeadlineMiss, now: dt.datetime) -> int:
+    """How late the miss is: fixed once resolved, still growing while the request stays open."""
+    if miss.resolution == Resolution.STILL_OPEN:
+        return max(miss.late_seconds, int((now - miss.due_at).total_seconds()))
+    return miss.late_seconds
+
+
+def price(policy: PenaltyPolicy, late_seconds: int) -> tuple[int, float]:
+    """(started days late, amount in USD): a flat amount per miss plus an amount per started day, capped."""
+    days = math.ceil(late_seconds / 86_400) if late_seconds > 0 else 0
+    amount = policy.per_miss_usd + policy.per_day_late_usd * days
+    return days, round(min(amount, policy.max_per_miss_usd), 2)
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one sweep did."""
+
+    deemed: int
+    misses_recorded: int
+    batches: int = 0
+
+
+def _due_condition(now: dt.datetime) -> ColumnElement[bool]:
+    # status IN (...) AND due_at <= now is a range scan of ix_pa_requests_status_due_at, so the cost follows
+    # what is due, not what is open. A request that does not deem leaves this set once its miss is recorded.
+    no_miss = ~exists(select(DeadlineMiss.request_id).where(DeadlineMiss.request_id == PaRequest.id))
+    return and_(
+        PaRequest.status.in_(_OPEN),
+        PaRequest.due_at <= now,
+        or_(PaRequest.deems_on_due.is_(True), no_miss),
+    )
+
+
+def sweep(
+    session: Session,
+    rt: Runtime,
+    *,
+    batch: int = 500,
+    after_batch: Callable[[int], None] | None = None,
+) -> SweepResult:
+    """Materialize deemed approvals and record misses for everything due; commits once per batch.
+
+    Safe with several sweepers at once: PostgreSQL rows are taken `FOR UPDATE SKIP LOCKED`, SQLite has a
+    single writer. A crash loses at most the uncommitted batch, which the next sweep picks up again.
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    now = rt.clock.now()
+    deemed = recorded = batches = 0
+    while True:
+        try:
+            rows = session.scalars(
+                select(PaRequest)
+                .where(_due_condition(now))
+                .order_by(PaRequest.due_at, PaRequest.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                session.rollback()
+                break
+            ids = [r.id for r in rows]
+            had = set(
+                session.scalars(select(DeadlineMiss.request_id).where(DeadlineMiss.request_id.in_(ids)))
+            )
+            session.info[_ABSENT] = set(ids) - had
+            progress = 0
+            # One flush per batch instead of several per request: the audit chain's head and this batch's
+            # misses are tracked in the session, so nothing needs to be read back before the commit.
+            with session.no_autoflush:
+                for request in rows:
+                    # Recorded first (still open), so the miss says the sweep found it; the deemed approval
+                    # then resolves it through the hook in materialize_deemed. Without deeming it stays open.
+                    record_miss(session, rt, request, now=now, via="sweep")
+                    if requests.materialize_deemed(session, rt, request, now=now):
+                        deemed += 1
+                        progress += 1
+            session.info.pop(_ABSENT, None)
+            session.flush()
+            now_had = (
+                session.scalar(
+                    select(func.count()).select_from(DeadlineMiss).where(DeadlineMiss.request_id.in_(ids))
+                )
+                or 0
+            )
+            recorded += now_had - len(had)
+            progress += now_had - len(had)
+            session.commit()
+        except BaseException:
+            session.info.pop(_ABSENT, None)
+            session.rollback()
+            raise
+        batches += 1
+        if after_batch is not None:
+            after_batch(batches)
+        if progress == 0:
+            # Nothing this batch could change (should not happen): stop rather than spin.
+            break
+    return SweepResult(deemed, recorded, batches)
+
+
+class SweepWorker:
+    """Runs the sweep every `interval` seconds in a daemon thread until stopped."""
+
+    def __init__(self, rt: Runtime, interval: float, *, batch: int = 500) -> None:
+        self.rt = rt
+        self.interval = interval
+        self.batch = batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> SweepResult:
+        """One sweep in its own session."""
+        with self.rt.sessions() as session:
+            return sweep(session, self.rt, batch=self.batch)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                result = self.run_once()
+                if result.deemed or result.misses_recorded:
+                    log.info("sweep: %d deemed, %d misses recorded", result.deemed, result.misses_recorded)
+            except Exception:  # a failed sweep must not kill the worker: the next one retries
+                log.exception("deadline sweep failed")
+
+    def start(self) -> None:
+        """Start the thread (no-op when the interval is 0)."""
+        if self.interval <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="wiserpa-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to finish and wait for the sweep in progress."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def run_cli_sweep(
+    settings: Settings, *, once: bool, interval: float | None, echo: Callable[[str], Any]
+) -> None:
+    """`wiserpa sweep`: one sweep, or one every interval until interrupted."""
+    rt = Runtime.build(settings)
+    worker = SweepWorker(rt, interval if interval is not None else settings.sweep_interval_seconds)
+    try:
+        while True:
+            result = worker.run_once()
+            echo(
+                f"{rt.clock.now().isoformat()} swept: {result.deemed} deemed affirmed, "
+                f"{result.misses_recorded} misses recorded ({rt.profile.id})"
+            )
+            if once or worker.interval <= 0:
+                return
+            if worker._stop.wait(worker.interval):
+                return
+    except KeyboardInterrupt:
+        return
+    finally:
+        rt.engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------- reads
+
+
+def _scope(principal: Principal) -> ColumnElement[bool]:
+    if principal.role is Role.REVIEWER:
+        return DeadlineMiss.state == principal.state
+    if principal.role in (Role.OVERSIGHT, Role.ADMIN):
+        return and_(True)
+    raise Forbidden("deadline misses and penalties are for reviewers, oversight and admins")
+
+
+def _filters(
+    principal: Principal,
+    *,
+    participant: str | None,
+    state: str | None,
+    month: str | None,
+    resolution: str | None = None,
+) -> list[ColumnElement[bool]]:
+    conditions = [_scope(principal)]
+    if month is not None:
+        try:
+            dt.date.fromisoformat(f"{month}-01")
+        except ValueError:
+            raise Invalid(
+                "month must be YYYY-MM", [FieldError("month", "use YYYY-MM, e.g. 2026-03")]
+            ) from None
+        conditions.append(DeadlineMiss.month == month)
+    if participant:
+        conditions.append(func.lower(DeadlineMiss.participant) == participant.lower())
+    if state:
+        conditions.append(DeadlineMiss.state == state.upper())
+    if resolution:
+        if resolution not in Resolution.ALL:
+            raise Invalid(
+                "unknown resolution",
+                [FieldError("resolution", f"one of {', '.join(Resolution.ALL)}")],
+            )
+        conditions.append(DeadlineMiss.resolution == resolution)
+    return conditions
+
+
+def miss_view(rt: Runtime, miss: DeadlineMiss, now: dt.datetime) -> dict[str, Any]:
+    """JSON for one miss, with its live lateness and price."""
+    late = live_late_seconds(miss, now)
+    days, amount = price(rt.profile.penalties, late)
+    return {
+        "request_id": miss.request_id,
+        "participant": miss.participant,
+        "state": miss.state,
+        "category": miss.category,
+        "provider_npi": miss.provider_npi,
+        "urgency": miss.urgency,
+        "channel": miss.channel,
+        "month": miss.month,
+        "received_at": requests._iso(miss.received_at),
+        "mac_received_at": requests._iso(miss.mac_received_at),
+        "forwarding_delay_seconds": miss.forwarding_delay_seconds,
+        "clock_started_at": requests._iso(miss.clock_started_at),
+        "due_at": requests._iso(miss.due_at),
+        "detected_at": requests._iso(miss.detected_at),
+        "detected_by": miss.detected_by,
+        "resolution": miss.resolution,
+        "resolved_at": requests._iso(miss.resolved_at),
+        "late_seconds": late,
+        "days_late": days,
+        "penalty_usd": amount,
+        "penalty_enforced": rt.profile.penalties.enforced,
+        "request_profile": miss.profile_id,
+    }
+
+
+def list_misses(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    participant: str | None = None,
+    state: str | None = None,
+    month: str | None = None,
+    resolution: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[DeadlineMiss], int]:
+    """Misses in the caller's scope, latest due first, and their total count."""
+    where = and_(
+        *_filters(principal, participant=participant, state=state, month=month, resolution=resolution)
+    )
+    total = session.scalar(select(func.count()).select_from(DeadlineMiss).where(where)) or 0
+    rows = session.scalars(
+        select(DeadlineMiss)
+        .where(where)
+        .order_by(DeadlineMiss.due_at.desc(), DeadlineMiss.request_id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+@dataclass
+class LedgerLine:
+    """The penalty ledger for one participant in one month."""
+
+    participant: str
+    state: str
+    month: str
+    misses: int = 0
+    by_resolution: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Resolution.ALL, 0))
+    days_late: int = 0
+    amount_usd: float = 0.0
+    mac_forwarded_misses: int = 0
+    forwarding_delay_seconds_total: int = 0
+    forwarding_delay_seconds_max: int = 0
+
+    def as_dict(self, policy: PenaltyPolicy, profile_id: str) -> dict[str, Any]:
+        """JSON form, with how it was priced."""
+        fwd = self.mac_forwarded_misses
+        return {
+            "participant": self.participant,
+            "state": self.state,
+            "month": self.month,
+            "misses": self.misses,
+            "by_resolution": self.by_resolution,
+            "days_late": self.days_late,
+            "amount_usd": round(self.amount_usd, 2),
+            "enforced": policy.enforced,
+            "status": "enforced" if policy.enforced else "recorded_only",
+            "mac_forwarded_misses": fwd,
+            "forwarding_delay_seconds_mean": round(self.forwarding_delay_seconds_total / fwd)
+            if fwd
+            else None,
+            "forwarding_delay_seconds_max": self.forwarding_delay_seconds_max if fwd else None,
+            "schedule": {
+                "profile": profile_id,
+                "per_miss_usd": policy.per_miss_usd,
+                "per_day_late_usd": policy.per_day_late_usd,
+                "max_per_miss_usd": policy.max_per_miss_usd,
+            },
+        }
+
+
+def penalty_ledger(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    participant: str | None = None,
+    state: str | None = None,
+    month: str | None = None,
+) -> list[dict[str, Any]]:
+    """The penalty ledger per participant x month (month of the due date in the state's zone)."""
+    now = rt.clock.now()
+    policy = rt.profile.penalties
+    where = and_(*_filters(principal, participant=participant, state=state, month=month))
+    lines: dict[tuple[str, str], LedgerLine] = {}
+    for miss in session.scalars(select(DeadlineMiss).where(where).order_by(DeadlineMiss.month)):
+        line = lines.setdefault(
+            (miss.participant, miss.month), LedgerLine(miss.participant, miss.state, miss.month)
+        )
+        days, amount = price(policy, live_late_seconds(miss, now))
+        line.misses += 1
+        line.by_resolution[miss.resolution] += 1
+        line.days_late += days
+        line.amount_usd += amount
+        if miss.forwarding_delay_seconds is not None:
+            line.mac_forwarded_misses += 1
+            line.forwarding_delay_seconds_total += miss.forwarding_delay_seconds
+            line.forwarding_delay_seconds_max = max(
+                line.forwarding_delay_seconds_max, miss.forwarding_delay_seconds
+            )
+    return [lines[k].as_dict(policy, rt.profile.id) for k in sorted(lines, key=lambda k: (k[1], k[0]))]
+
+
+__all__: Sequence[str] = (
+    "LedgerLine",
+    "SweepResult",
+    "SweepWorker",
+    "list_misses",
+    "live_late_seconds",
+    "miss_view",
+    "penalty_ledger",
+    "price",
+    "record_miss",
+    "run_cli_sweep",
+    "sweep",
+)

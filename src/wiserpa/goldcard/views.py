@@ -1,0 +1,115 @@
+"""REST routes for gold cards: list with the reasons, sample review (rescission) and appeal."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from wiserpa.goldcard import service
+from wiserpa.http import IdempotencyKey, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
+from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+
+router = APIRouter(prefix="/api/v1/gold-cards", tags=["gold cards"])
+
+
+@router.get("")
+def list_cards(
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    npi: Annotated[str | None, Query(min_length=10, max_length=10)] = None,
+) -> dict[str, Any]:
+    """Gold cards and why each was granted (providers: NPIs on your organization's requests)."""
+    cards = service.list_cards(session, rt, principal=principal, npi=npi)
+    session.commit()
+    now = rt.clock.now()
+    return {
+        "profile": {"id": rt.profile.id, "enabled": rt.profile.gold_card.enabled},
+        "items": [service.card_view(c, now=now) for c in cards],
+    }
+
+
+class CaseIn(BaseModel):
+    """One reviewed case."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: int
+    appropriate: bool
+
+
+class SampleReviewIn(BaseModel):
+    """A retrospective review of the card's gold-carded requests (5-20 cases by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reviewed: list[CaseIn] = Field(max_length=100)
+
+
+class AppealIn(BaseModel):
+    """The provider's grounds for appealing a rescission."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+def _post(
+    session: Any, rt: Any, principal: Any, key: str | None, scope: str, raw: Any, work: Any
+) -> JSONResponse:
+    return respond(
+        run_once(
+            session,
+            scope=f"user:{principal.user_id}:{scope}",
+            key=key,
+            fingerprint_=fingerprint("POST", scope, raw),
+            now=rt.clock.now(),
+            work=work,
+        )
+    )
+
+
+@router.post("/{card_id}/sample-review")
+def sample_review(
+    card_id: int,
+    body: SampleReviewIn,
+    raw: RawBody,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record a retrospective sample review; the card is rescinded (with notice) only under the threshold."""
+
+    def work() -> Outcome:
+        card = service.record_sample_review(
+            session,
+            rt,
+            card_id=card_id,
+            reviewed=[(c.request_id, c.appropriate) for c in body.reviewed],
+            reviewer=principal,
+        )
+        session.flush()
+        return Outcome(200, service.card_view(card, now=rt.clock.now()))
+
+    return _post(session, rt, principal, idempotency_key, f"gold-card-review/{card_id}", raw, work)
+
+
+@router.post("/{card_id}/appeal", status_code=201)
+def appeal(
+    card_id: int,
+    body: AppealIn,
+    raw: RawBody,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Appeal a rescinded gold card (the provider whose NPI it names)."""
+
+    def work() -> Outcome:
+        card = service.appeal(session, rt, principal=principal, card_id=card_id, reason=body.reason)
+        session.flush()
+        return Outcome(201, service.card_view(card, now=rt.clock.now()))
+
+    return _post(session, rt, principal, idempotency_key, f"gold-card-appeal/{card_id}", raw, work)

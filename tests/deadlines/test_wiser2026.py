@@ -1,0 +1,62 @@
+"""Under wiser-2026 nothing is deemed: the request stays pended, the miss stays open and grows, unenforced."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wiserpa.deadlines.service import sweep
+
+
+@pytest.fixture
+def profile_name() -> str:
+    """The model as run."""
+    return "wiser-2026"
+
+
+def test_no_deemed_approval_and_anesthesia_stays_pended(
+    client: TestClient, rt, clock, submit_pended, make_actor
+) -> None:
+    view = submit_pended()
+    due = dt.datetime.fromisoformat(view["due_at"].replace("Z", "+00:00"))
+    clock.set(due + dt.timedelta(days=3))
+    read = client.get(f"/api/v1/requests/{view['id']}", headers=view["_headers"]).json()
+    assert read["status"] == "pended" and read["overdue"] is True
+    assert [ln["status"] for ln in read["lines"] if ln["code"] == "01992"] == ["pended"]
+
+    with rt.sessions() as s:
+        result = sweep(s, rt)
+    assert (result.deemed, result.misses_recorded) == (0, 1)
+    with rt.sessions() as s:
+        assert sweep(s, rt).misses_recorded == 0  # recorded once
+
+    oversight = make_actor("oversight")
+    miss = client.get("/api/v1/deadlines/misses", headers=oversight.headers).json()["items"][0]
+    assert miss["resolution"] == "still_open" and miss["late_seconds"] == 3 * 86400
+    assert miss["penalty_enforced"] is False
+
+    clock.advance(dt.timedelta(days=2))  # still undecided: lateness keeps growing
+    miss = client.get("/api/v1/deadlines/misses", headers=oversight.headers).json()["items"][0]
+    assert miss["late_seconds"] == 5 * 86400 and miss["days_late"] == 5
+    assert miss["penalty_usd"] == 500 + 5 * 100
+
+    ledger = client.get("/api/v1/penalties", headers=oversight.headers).json()
+    assert ledger["enforced"] is False
+    assert ledger["items"][0]["status"] == "recorded_only"
+    assert ledger["items"][0]["amount_usd"] == 1000
+
+    # A clinician finally decides, 5 days and 1 hour late: the miss is resolved with that lateness.
+    clock.advance(dt.timedelta(hours=1))
+    reviewer = make_actor("reviewer")
+    r = client.post(
+        f"/api/v1/requests/{view['id']}/decision", json={"decision": "affirm"}, headers=reviewer.headers
+    )
+    assert r.status_code == 200 and r.json()["status"] == "affirmed"
+    miss = client.get("/api/v1/deadlines/misses", headers=oversight.headers).json()["items"][0]
+    assert miss["resolution"] == "clinician_decision"
+    assert miss["late_seconds"] == 5 * 86400 + 3600 and miss["days_late"] == 6
+    clock.advance(dt.timedelta(days=10))  # resolved: no longer grows
+    again = client.get("/api/v1/deadlines/misses", headers=oversight.headers).json()["items"][0]
+    assert again["late_seconds"] == miss["late_seconds"]
