@@ -8,7 +8,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -16,9 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal, authenticate
-from wiserpa.errors import ApiError, Forbidden
+from wiserpa.errors import ApiError, FieldError, Forbidden, Invalid
 from wiserpa.runtime import Runtime
-from wiserpa.store.idempotency import IdempotencyConflict
+from wiserpa.store.idempotency import IdempotencyConflict, Outcome
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -107,6 +107,42 @@ def require_roles(*roles: Role) -> Any:
         return principal
 
     return dependency
+
+
+async def raw_json(request: Request) -> Any:
+    """The JSON body exactly as sent (kept beside parsed columns); malformed JSON is a 422, not a crash."""
+    try:
+        return await request.json()
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise Invalid("the body is not valid JSON", [FieldError("body", "send a JSON document")]) from exc
+
+
+# Ids are 64-bit in both databases; a larger number can name nothing, so it is refused before any query.
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+RawBody = Annotated[Any, Depends(raw_json)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+def if_match_version(if_match: str | None) -> int | None:
+    """The version an If-Match header names (ETags are the row version); -1 for a tag that is not ours."""
+    if not if_match:
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    return int(tag) if tag.isdigit() else -1
+
+
+def respond(outcome: Outcome, *, location: str | None = None) -> JSONResponse:
+    """Send a stored or fresh outcome: marks replays, sets Location on creation and the ETag from `version`."""
+    headers: dict[str, str] = {}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    if location and outcome.status_code == 201:
+        headers["Location"] = location
+    body = outcome.body
+    if isinstance(body, dict) and isinstance(body.get("version"), int):
+        headers["ETag"] = f'"{body["version"]}"'
+    return JSONResponse(body, status_code=outcome.status_code, headers=headers)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

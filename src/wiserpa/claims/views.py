@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -19,28 +19,12 @@ from wiserpa.claims.schemas import (
 )
 from wiserpa.errors import ApiError
 from wiserpa.fhir.outcome import FhirError, Issue, operation_outcome
-from wiserpa.http import PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
 from wiserpa.store.idempotency import IdempotencyConflict, Outcome, fingerprint, run_once
 
 router = APIRouter(tags=["claims"])
+LineSeq = Annotated[int, Path(ge=0, le=999, description="Line number on the claim, from 0")]
 API = "/api/v1/claims"
-
-
-async def _raw_json(request: Request) -> Any:
-    return await request.json()
-
-
-RawBody = Annotated[Any, Depends(_raw_json)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-
-
-def _respond(outcome: Outcome, location: str | None = None) -> JSONResponse:
-    headers: dict[str, str] = {}
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    if location and outcome.status_code == 201:
-        headers["Location"] = location
-    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
 
 
 def _claim_body(session: Any, rt: Any, claim: Any) -> dict[str, Any]:
@@ -81,7 +65,7 @@ def submit_claim(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome, f"{API}/{outcome.body.get('id')}")
+    return respond(outcome, location=f"{API}/{outcome.body.get('id')}")
 
 
 @router.get(f"{API}/stats")
@@ -112,7 +96,7 @@ def list_reviews(
 
 @router.get(f"{API}/reviews/{{review_id}}")
 def get_review(
-    review_id: int, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
+    review_id: IdPath, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """One pre-payment review with its documentation request, clock and decision."""
     review = service.get_review(session, rt, principal=principal, review_id=review_id)
@@ -121,7 +105,7 @@ def get_review(
 
 @router.post(f"{API}/reviews/{{review_id}}/documents")
 def submit_documents(
-    review_id: int,
+    review_id: IdPath,
     body: DocumentsIn,
     raw: RawBody,
     session: SessionDep,
@@ -144,12 +128,12 @@ def submit_documents(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome)
+    return respond(outcome)
 
 
 @router.post(f"{API}/reviews/{{review_id}}/decision")
 def decide_review(
-    review_id: int,
+    review_id: IdPath,
     body: ReviewDecisionIn,
     raw: RawBody,
     session: SessionDep,
@@ -180,11 +164,13 @@ def decide_review(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome)
+    return respond(outcome)
 
 
 @router.get(f"{API}/{{claim_id}}")
-def get_claim(claim_id: int, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_claim(
+    claim_id: IdPath, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
     """One claim with each line's current outcome (time-aware)."""
     claim = service.load_claim(session, rt, principal, claim_id, action="claim.read")
     return _claim_body(session, rt, claim)
@@ -192,8 +178,8 @@ def get_claim(claim_id: int, session: SessionDep, rt: RuntimeDep, principal: Pri
 
 @router.post(f"{API}/{{claim_id}}/lines/{{seq}}/appeal")
 def appeal_line(
-    claim_id: int,
-    seq: int,
+    claim_id: IdPath,
+    seq: LineSeq,
     body: AppealIn,
     raw: RawBody,
     session: SessionDep,
@@ -217,13 +203,13 @@ def appeal_line(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome)
+    return respond(outcome)
 
 
 @router.post(f"{API}/{{claim_id}}/lines/{{seq}}/appeal/outcome")
 def appeal_outcome(
-    claim_id: int,
-    seq: int,
+    claim_id: IdPath,
+    seq: LineSeq,
     body: AppealOutcomeIn,
     raw: RawBody,
     session: SessionDep,
@@ -254,7 +240,7 @@ def appeal_outcome(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome)
+    return respond(outcome)
 
 
 # ---------------------------------------------------------------------------------------------- FHIR

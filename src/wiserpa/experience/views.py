@@ -18,7 +18,7 @@ from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, Invalid
 from wiserpa.experience import service
 from wiserpa.experience.taxonomy import Obstacle, PatientImpact, labels
-from wiserpa.http import PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.http import IdPath, PrincipalDep, RuntimeDep, SessionDep
 from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 from wiserpa.web.auth import csrf_form, page_roles
 from wiserpa.web.views import page_router, redirect, register_nav, render
@@ -196,7 +196,7 @@ def list_reports(
 
 
 @router.get("/reports/{report_id}", responses={404: {"description": "Not found or not yours"}})
-def get_report(report_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_report(report_id: IdPath, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     """One report."""
     return service.report_view(service.get_report(session, principal=principal, report_id=report_id))
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from wiserpa.http import PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.http import (
+    IdempotencyKey,
+    IdPath,
+    IfMatch,
+    PrincipalDep,
+    RawBody,
+    RuntimeDep,
+    SessionDep,
+    if_match_version,
+    respond,
+)
 from wiserpa.requests import service
 from wiserpa.requests.schemas import AttachmentIn, SubmitRequestIn
 from wiserpa.requests.status import Status
@@ -18,33 +28,8 @@ from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 
 
-async def raw_json(request: Request) -> Any:
-    """The body exactly as sent, kept beside the parsed columns."""
-    return await request.json()
-
-
-RawBody = Annotated[Any, Depends(raw_json)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
-
-
-def _version(if_match: str | None) -> int | None:
-    if not if_match:
-        return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    return int(tag) if tag.isdigit() else -1
-
-
-def _respond(outcome: Outcome, response_headers: dict[str, str] | None = None) -> JSONResponse:
-    headers = dict(response_headers or {})
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    body = outcome.body
-    if isinstance(body, dict) and "id" in body and outcome.status_code == 201:
-        headers["Location"] = f"/api/v1/requests/{body['id']}"
-    if isinstance(body, dict) and "version" in body:
-        headers["ETag"] = f'"{body["version"]}"'
-    return JSONResponse(body, status_code=outcome.status_code, headers=headers)
+def _created(outcome: Outcome) -> JSONResponse:
+    return respond(outcome, location=f"/api/v1/requests/{outcome.body.get('id')}")
 
 
 class RequestOut(BaseModel):
@@ -99,7 +84,7 @@ def submit_request(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome)
+    return _created(outcome)
 
 
 @router.get("", response_model=RequestPage)
@@ -144,7 +129,7 @@ def list_requests(
     "/{request_id}", response_model=RequestOut, responses={404: {"description": "Not found or not yours"}}
 )
 def get_request(
-    request_id: int, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep, response: Response
+    request_id: IdPath, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep, response: Response
 ) -> dict[str, Any]:
     """One request with its decisions, criteria results and effective (time-aware) status."""
     req = service.get(session, rt, principal=principal, request_id=request_id)
@@ -162,7 +147,7 @@ class WithdrawIn(BaseModel):
 
 @router.post("/{request_id}/withdraw", response_model=RequestOut)
 def withdraw_request(
-    request_id: int,
+    request_id: IdPath,
     body: WithdrawIn,
     raw: RawBody,
     session: SessionDep,
@@ -180,7 +165,7 @@ def withdraw_request(
             principal=principal,
             request_id=request_id,
             reason=body.reason,
-            expected_version=_version(if_match),
+            expected_version=if_match_version(if_match),
         )
         session.flush()
         return Outcome(200, service.request_view(rt, req, now=rt.clock.now()))
@@ -193,7 +178,7 @@ def withdraw_request(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome)
+    return respond(outcome)
 
 
 class ResubmitIn(BaseModel):
@@ -210,7 +195,7 @@ class ResubmitIn(BaseModel):
 
 @router.post("/{request_id}/resubmit", status_code=201, response_model=RequestOut)
 def resubmit_request(
-    request_id: int,
+    request_id: IdPath,
     body: ResubmitIn,
     raw: RawBody,
     session: SessionDep,
@@ -233,4 +218,4 @@ def resubmit_request(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome)
+    return _created(outcome)

@@ -112,7 +112,8 @@ def decide(
     if outcome == "non_affirm":
         _check_non_affirmation(principal, request, reasons, note)
     reason_rows = _reason_rows(request, reasons)
-    if requests.materialize_deemed(session, rt, request, now=now):
+    if requests.materialize_deemed(session, rt, request, now=now) or request.status == Status.DEEMED_AFFIRMED:
+        # Deemed just now or by an earlier sweep: either way time decided first.
         # Time decided first: record the clinician's decision as late, never as the outcome (R3).
         request.decisions.append(
             _decision_row(
@@ -175,6 +176,12 @@ def decide(
         at=now,
         details={"reasons": list(reasons), "late": now > request.due_at},
     )
+    from wiserpa.deadlines.service import record_miss  # a decision after the due time resolves a miss
+
+    record_miss(session, rt, request, now=now, via="clinician_decision")
+    from wiserpa.fhir.subscriptions import enqueue_for_request  # PAS notification in this transaction
+
+    enqueue_for_request(session, request, rt)
     return DecisionResult(request, True, f"request {request.id} is {new_status}")
 
 

@@ -8,9 +8,18 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from wiserpa.http import PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.http import (
+    IdempotencyKey,
+    IdPath,
+    PrincipalDep,
+    RawBody,
+    RuntimeDep,
+    SessionDep,
+    if_match_version,
+    respond,
+)
 from wiserpa.requests import service as requests
-from wiserpa.requests.views import IdempotencyKey, RawBody, RequestPage, _respond, _version
+from wiserpa.requests.views import RequestPage
 from wiserpa.reviews import service
 from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 
@@ -51,7 +60,7 @@ class DecisionIn(BaseModel):
     "/requests/{request_id}/decision", responses={403: {"description": "Not a reviewer / clinician"}}
 )
 def decide(
-    request_id: int,
+    request_id: IdPath,
     body: DecisionIn,
     raw: RawBody,
     session: SessionDep,
@@ -71,7 +80,7 @@ def decide(
             outcome=body.decision,
             reasons=body.reasons,
             note=body.note,
-            expected_version=_version(if_match),
+            expected_version=if_match_version(if_match),
         )
         session.flush()
         view = requests.request_view(rt, result.request, now=rt.clock.now())
@@ -87,4 +96,4 @@ def decide(
         now=rt.clock.now(),
         work=work,
     )
-    return _respond(outcome)
+    return respond(outcome)

@@ -9,10 +9,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from wiserpa.http import PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
-from wiserpa.requests.views import IdempotencyKey, RawBody, _respond
 from wiserpa.reviews import workflow
 from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 
@@ -60,7 +59,7 @@ class P2POutcomeIn(BaseModel):
 
 @router.get("/{request_id}/workflow")
 def get_workflow(
-    request_id: int, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
+    request_id: IdPath, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Requests for information and peer-to-peer conversations on one request."""
     request = requests.get(session, rt, principal=principal, request_id=request_id)
@@ -71,7 +70,7 @@ def get_workflow(
 
 @router.post("/{request_id}/information-requests", status_code=201)
 def create_information_request(
-    request_id: int,
+    request_id: IdPath,
     body: InformationRequestIn,
     raw: RawBody,
     session: SessionDep,
@@ -92,7 +91,7 @@ def create_information_request(
         )
         return Outcome(201, workflow.information_view(row, session.get(PaRequest, request_id)))
 
-    return _respond(
+    return respond(
         run_once(
             session,
             scope=f"user:{principal.user_id}:info:{request_id}",
@@ -106,8 +105,8 @@ def create_information_request(
 
 @router.post("/{request_id}/information-requests/{information_request_id}/response")
 def answer_information_request(
-    request_id: int,
-    information_request_id: int,
+    request_id: IdPath,
+    information_request_id: IdPath,
     body: InformationResponseIn,
     raw: RawBody,
     session: SessionDep,
@@ -129,7 +128,7 @@ def answer_information_request(
         )
         return Outcome(200, workflow.information_view(row))
 
-    return _respond(
+    return respond(
         run_once(
             session,
             scope=f"user:{principal.user_id}:info-answer:{information_request_id}",
@@ -143,7 +142,7 @@ def answer_information_request(
 
 @router.post("/{request_id}/peer-to-peer", status_code=201)
 def create_peer_to_peer(
-    request_id: int,
+    request_id: IdPath,
     body: PeerToPeerIn,
     raw: RawBody,
     session: SessionDep,
@@ -164,7 +163,7 @@ def create_peer_to_peer(
         )
         return Outcome(201, workflow.p2p_view(row))
 
-    return _respond(
+    return respond(
         run_once(
             session,
             scope=f"user:{principal.user_id}:p2p:{request_id}",
@@ -178,8 +177,8 @@ def create_peer_to_peer(
 
 @router.post("/{request_id}/peer-to-peer/{p2p_id}/schedule")
 def schedule_peer_to_peer(
-    request_id: int,
-    p2p_id: int,
+    request_id: IdPath,
+    p2p_id: IdPath,
     body: ScheduleIn,
     raw: RawBody,
     session: SessionDep,
@@ -200,7 +199,7 @@ def schedule_peer_to_peer(
         )
         return Outcome(200, workflow.p2p_view(row))
 
-    return _respond(
+    return respond(
         run_once(
             session,
             scope=f"user:{principal.user_id}:p2p-schedule:{p2p_id}",
@@ -214,8 +213,8 @@ def schedule_peer_to_peer(
 
 @router.post("/{request_id}/peer-to-peer/{p2p_id}/outcome")
 def peer_to_peer_outcome(
-    request_id: int,
-    p2p_id: int,
+    request_id: IdPath,
+    p2p_id: IdPath,
     body: P2POutcomeIn,
     raw: RawBody,
     session: SessionDep,
@@ -237,7 +236,7 @@ def peer_to_peer_outcome(
         )
         return Outcome(200, workflow.p2p_view(row))
 
-    return _respond(
+    return respond(
         run_once(
             session,
             scope=f"user:{principal.user_id}:p2p-outcome:{p2p_id}",

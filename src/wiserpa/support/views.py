@@ -14,7 +14,7 @@ from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import Invalid
 from wiserpa.experience.taxonomy import TicketCategory, labels
-from wiserpa.http import PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.http import IdPath, PrincipalDep, RuntimeDep, SessionDep
 from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 from wiserpa.support import service
 from wiserpa.web.auth import WebPrincipal, csrf_form, page_roles
@@ -148,7 +148,7 @@ def list_tickets(
 
 @router.get("/tickets/{ticket_id}", responses={404: {"description": "Not found or not yours"}})
 def get_ticket(
-    ticket_id: int, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
+    ticket_id: IdPath, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """One ticket with its thread, response cycles and breach flags as of now."""
     t = service.get_ticket(session, rt, principal=principal, ticket_id=ticket_id)
@@ -162,7 +162,7 @@ def _mutate(session: SessionDep, rt: RuntimeDep, t_view: Any) -> dict[str, Any]:
 
 @router.post("/tickets/{ticket_id}/messages")
 def post_message(
-    ticket_id: int, body: MessageIn, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
+    ticket_id: IdPath, body: MessageIn, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Write on the thread; participant staff's first message in a cycle is its first response."""
     t = service.add_message(session, rt, principal=principal, ticket_id=ticket_id, body=body.body)
@@ -171,7 +171,7 @@ def post_message(
 
 @router.post("/tickets/{ticket_id}/resolve")
 def resolve_ticket(
-    ticket_id: int, body: ResolveIn, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
+    ticket_id: IdPath, body: ResolveIn, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Mark the ticket resolved."""
     t = service.resolve(session, rt, principal=principal, ticket_id=ticket_id, note=body.note)
@@ -180,7 +180,7 @@ def resolve_ticket(
 
 @router.post("/tickets/{ticket_id}/reopen")
 def reopen_ticket(
-    ticket_id: int, body: ReopenIn, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
+    ticket_id: IdPath, body: ReopenIn, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Reopen a resolved ticket: a new response deadline starts now."""
     t = service.reopen(session, rt, principal=principal, ticket_id=ticket_id, reason=body.reason)
@@ -334,7 +334,7 @@ def support_new_post(
 
 @pages.get("/support/{ticket_id}", response_class=HTMLResponse)
 def support_detail_page(
-    request: Request, ticket_id: int, session: SessionDep, rt: RuntimeDep, principal: WebPrincipal
+    request: Request, ticket_id: IdPath, session: SessionDep, rt: RuntimeDep, principal: WebPrincipal
 ) -> HTMLResponse:
     """One ticket: deadline, breach flags per response cycle, the thread, and what the caller may do."""
     t = service.get_ticket(session, rt, principal=principal, ticket_id=ticket_id)
@@ -349,7 +349,7 @@ def support_detail_page(
     )
 
 
-def _act(request: Request, session: SessionDep, ticket_id: int, fn: Any, ok: str) -> Response:
+def _act(request: Request, session: SessionDep, ticket_id: IdPath, fn: Any, ok: str) -> Response:
     try:
         fn()
         session.commit()
@@ -362,7 +362,7 @@ def _act(request: Request, session: SessionDep, ticket_id: int, fn: Any, ok: str
 @pages.post("/support/{ticket_id}/message", response_class=HTMLResponse)
 def support_message_post(
     request: Request,
-    ticket_id: int,
+    ticket_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: WebPrincipal,
@@ -384,7 +384,7 @@ def support_message_post(
 @pages.post("/support/{ticket_id}/resolve", response_class=HTMLResponse)
 def support_resolve_post(
     request: Request,
-    ticket_id: int,
+    ticket_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: WebPrincipal,
@@ -404,7 +404,7 @@ def support_resolve_post(
 @pages.post("/support/{ticket_id}/reopen", response_class=HTMLResponse)
 def support_reopen_post(
     request: Request,
-    ticket_id: int,
+    ticket_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: ProviderPage,
