@@ -57,13 +57,23 @@ def _digest(
 
 
 def _lock_head(session: Session) -> AuditHead:
-    # FOR UPDATE serializes writers on PostgreSQL; SQLite already holds its single write lock.
-    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-    if head is None:
-        head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
-        session.add(head)
-        session.flush()
-    return head
+    # FOR UPDATE serializes writers on PostgreSQL; SQLite already holds its single write lock. The locked
+    # head is kept for the rest of the transaction, so a unit of work that records many entries (a sweep)
+    # reads it once.
+    transaction = session.get_transaction()
+    cached = session.info.get("audit_head")
+    if cached is not None and cached[0] is transaction:
+        head: AuditHead = cached[1]
+        return head
+    # populate_existing: sessions keep objects across commits, and another writer may have moved the head.
+    head_row = session.scalars(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update().execution_options(populate_existing=True)
+    ).first()
+    if head_row is None:
+        head_row = AuditHead(id=1, last_id=0, last_hash=GENESIS)
+        session.add(head_row)
+    session.info["audit_head"] = (transaction, head_row)
+    return head_row
 
 
 def record(
@@ -128,7 +138,6 @@ def record_many(
         head.last_id = entry_id
         head.last_hash = digest
         entries.append(entry)
-    session.flush()
     return entries
 
 
