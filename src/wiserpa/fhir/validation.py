@@ -8,8 +8,9 @@ invariants, with ``fhirpathpy`` against the R4 model.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import fhirpathpy
@@ -199,10 +200,16 @@ def structural_issues(data: Any, *, root: str | None = None) -> list[Issue]:
     return []
 
 
+@lru_cache(maxsize=256)
+def _compiled(expression: str) -> Callable[..., list[Any]]:
+    # Parsing a FHIRPath expression costs milliseconds; invariants are few and fixed, so parse each once.
+    return fhirpathpy.compile(expression, _R4)
+
+
 def check_invariant(resource: Any, expression: str) -> bool:
     """Evaluate a FHIRPath invariant with the R4 model; True only when it yields exactly ``true``."""
     try:
-        result = fhirpathpy.evaluate(resource, expression, None, _R4)
+        result = _compiled(expression)(resource, None)
     except Exception:
         # fhirpathpy lacks a few functions (e.g. memberOf); an unevaluable invariant must not fail a request.
         return True
