@@ -17,11 +17,13 @@ from wiserpa.audit import service as audit
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from wiserpa.goldcard.service import active_gold_card
 from wiserpa.policy.clock import due_time
 from wiserpa.policy.criteria import HistoryItem, coerce_facts, validate_facts
 from wiserpa.policy.decide import DecisionInput, PipelineResult, decide
 from wiserpa.policy.profiles import calendar_for, clock_start, timeline_for
 from wiserpa.policy.utn import make_utn, utn_part_for_place_of_service
+from wiserpa.requests import events
 from wiserpa.requests.models import Decision, PaRequest, RequestLine
 from wiserpa.requests.schemas import Channel, SubmitRequestIn
 from wiserpa.requests.status import (
@@ -248,8 +250,6 @@ def beneficiary_history(
 
 def is_gold_carded(session: Session, rt: Runtime, *, npi: str, category: str, on: dt.datetime) -> bool:
     """Whether the provider holds an active gold card for the category at this instant."""
-    from wiserpa.goldcard.service import active_gold_card  # late import: gold cards build on requests
-
     return active_gold_card(session, npi=npi, category=category, at=on) is not None
 
 
@@ -550,9 +550,7 @@ def withdraw(
         raise Conflict(str(exc)) from exc
     request.status = Status.WITHDRAWN.value
     request.updated_at = now
-    from wiserpa.deadlines.service import record_miss  # a withdrawal after the due time resolves a miss
-
-    record_miss(session, rt, request, now=now, via="withdrawal")
+    events.outcome_changed(session, rt, request, now=now, via="withdrawal", notify=False)
     request.decisions.append(
         Decision(
             kind="withdrawn",
@@ -648,9 +646,7 @@ def materialize_deemed(session: Session, rt: Runtime, request: PaRequest, *, now
         at=now,
         details={"due_at": request.due_at},
     )
-    from wiserpa.deadlines.service import record_miss  # late import: deadlines build on requests
-
-    record_miss(session, rt, request, now=now, via="deemed")
+    events.outcome_changed(session, rt, request, now=now, via="deemed")
     return True
 
 

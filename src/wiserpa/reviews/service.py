@@ -14,6 +14,7 @@ from wiserpa.audit import service as audit
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid
+from wiserpa.requests import events
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.requests.status import OPEN, Status, check_transition
@@ -176,12 +177,7 @@ def decide(
         at=now,
         details={"reasons": list(reasons), "late": now > request.due_at},
     )
-    from wiserpa.deadlines.service import record_miss  # a decision after the due time resolves a miss
-
-    record_miss(session, rt, request, now=now, via="clinician_decision")
-    from wiserpa.fhir.subscriptions import enqueue_for_request  # PAS notification in this transaction
-
-    enqueue_for_request(session, request, rt)
+    events.outcome_changed(session, rt, request, now=now, via="clinician_decision")
     return DecisionResult(request, True, f"request {request.id} is {new_status}")
 
 
