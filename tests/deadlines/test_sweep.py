@@ -220,3 +220,14 @@ def test_background_worker_sweeps(rt: Runtime, clock) -> None:
     finally:
         worker.stop()
     assert _counts(rt)["deemed_rows"] == 3
+
+
+def test_the_background_worker_also_deems_missed_prepayment_reviews(rt) -> None:  # type: ignore[no-untyped-def]
+    """One periodic job runs every time-driven rule: request deadlines and pre-payment review clocks."""
+    from unittest import mock
+
+    from wiserpa.deadlines.service import SweepWorker
+
+    with mock.patch("wiserpa.claims.service.sweep_prepayment_reviews", return_value=2) as reviews:
+        SweepWorker(rt, 0).run_once()
+    assert reviews.call_count == 1

@@ -245,9 +245,16 @@ class SweepWorker:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> SweepResult:
-        """One sweep in its own session."""
+        """One sweep in its own session: request deadlines, then pre-payment review clocks."""
+        from wiserpa.claims.service import sweep_prepayment_reviews  # claims build on requests and deadlines
+
         with self.rt.sessions() as session:
-            return sweep(session, self.rt, batch=self.batch)
+            result = sweep(session, self.rt, batch=self.batch)
+            reviews = sweep_prepayment_reviews(session, self.rt, now=self.rt.clock.now(), limit=self.batch)
+            session.commit()
+            if reviews:
+                log.info("sweep: %d pre-payment reviews deemed payable", reviews)
+            return result
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -1,0 +1,1011 @@
+"""The simulation engine: a year of WISeR through the real application services, on a simulated clock.
+
+One run per policy profile, each on its own temporary SQLite database with its own `Runtime` and `FixedClock`.
+An event loop over simulated time submits requests (`requests.service.submit`/`resubmit`), lets the reviewer
+pool work the real worklist (`reviews.service.worklist`/`decide`), runs the deadline sweep
+(`deadlines.service.sweep`), evaluates gold cards (`goldcard.service.evaluate`), bills claims with their
+anesthesia lines (`claims.service.submit_claim`) and opens and answers support tickets (`support.service`).
+The simulator decides only what people outside the engine decide (when to submit, what the reviewer
+concludes, when to bill); every rule is the engine's.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import heapq
+import math
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from wiserpa.auth.models import OrgKind, Role
+from wiserpa.auth.service import Principal, create_organization, create_user, principal_for
+from wiserpa.claims import service as claims
+from wiserpa.claims.models import Claim, ClaimLine
+from wiserpa.claims.schemas import SubmitClaimIn
+from wiserpa.config import Settings
+from wiserpa.deadlines import service as deadlines
+from wiserpa.deadlines.models import DeadlineMiss
+from wiserpa.errors import ApiError
+from wiserpa.goldcard import service as goldcard
+from wiserpa.goldcard.models import GoldCard
+from wiserpa.policy.clock import BusinessCalendar, FixedClock
+from wiserpa.policy.examples import COMPLETE_FACTS
+from wiserpa.policy.profiles import PolicyProfile, load_profile
+from wiserpa.policy.validation import make_valid_npi
+from wiserpa.reporting.compensation import (
+    CompensationParams,
+    ParticipantPeriod,
+    current_formula,
+    reform_formula,
+)
+from wiserpa.requests import service as requests
+from wiserpa.requests.models import PaRequest
+from wiserpa.requests.schemas import SubmitRequestIn
+from wiserpa.requests.status import AFFIRMED_STATES, OPEN, Status
+from wiserpa.reviews import service as reviews
+from wiserpa.runtime import Runtime
+from wiserpa.sim.participants import ReviewerPool, pool_from_assumptions
+from wiserpa.sim.workload import Arrival, Assumptions, TicketArrival, Workload, generate, load_assumptions
+from wiserpa.store.db import make_engine
+from wiserpa.store.migrate import upgrade
+from wiserpa.support import service as support
+from wiserpa.synthetic import make_submission
+
+__all__ = [
+    "REFORM_SECTIONS",
+    "Episode",
+    "ProfileRun",
+    "Scenario",
+    "SimulationResult",
+    "profile_variants",
+    "run_profile",
+    "simulate",
+]
+
+# Sections of a profile that carry a reform; `--compare` switches each on alone on top of wiser-2026.
+REFORM_SECTIONS = (
+    "timelines",
+    "deemed_approval",
+    "penalties",
+    "exemptions",
+    "gold_card",
+    "support",
+    "prepayment_review",
+    "claims",
+    "compensation",
+)
+_OPEN = {s.value for s in OPEN}
+_AFFIRMED = {s.value for s in AFFIRMED_STATES}
+
+# Event kinds, in the order they run when they share an instant.
+SWEEP, GOLDCARD, DECIDE, ARRIVAL, RESUBMIT, TICK, CARE, CLAIM, TICKET_OPEN, TICKET_ANSWER = range(10)
+
+
+# ---------------------------------------------------------------------------------------------- scenario
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What to simulate. `requests` and `clinicians` override the assumptions (tests use them)."""
+
+    state: str = "WA"
+    year: int = 2026
+    profiles: tuple[str, ...] = ("wiser-2026", "asa-reform")
+    scale: float = 1.0
+    seed: int = 2026
+    compare: bool = False
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    requests: int | None = None
+    clinicians: float | None = None
+    drain_days: int | None = None
+    support_tickets: bool = True
+    claims: bool = True
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def assumptions(self) -> Assumptions:
+        """The packaged assumptions with this scenario's overrides."""
+        base = load_assumptions()
+        return (
+            base.with_values(**{k.replace(".", "__"): v for k, v in self.overrides})
+            if self.overrides
+            else base
+        )
+
+    def window(self) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) of request intake, UTC."""
+        start = self.start or dt.datetime(self.year, 1, 1, tzinfo=dt.UTC)
+        end = self.end or dt.datetime(self.year + 1, 1, 1, tzinfo=dt.UTC)
+        return start, end
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form, for reports and stored runs."""
+        start, end = self.window()
+        return {
+            "state": self.state,
+            "year": self.year,
+            "profiles": list(self.profiles),
+            "scale": self.scale,
+            "seed": self.seed,
+            "compare": self.compare,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "requests": self.requests,
+            "clinicians": self.clinicians,
+            "overrides": dict(self.overrides),
+        }
+
+
+def profile_variants(names: tuple[str, ...], *, compare: bool) -> list[PolicyProfile]:
+    """The profiles to run; with `compare`, also wiser-2026 with each asa-reform section switched on alone."""
+    profiles = [load_profile(n) for n in names]
+    if compare:
+        base, reform = load_profile("wiser-2026"), load_profile("asa-reform")
+        for section in REFORM_SECTIONS:
+            if getattr(base, section) == getattr(reform, section):
+                continue
+            profiles.append(
+                base.model_copy(
+                    update={
+                        section: getattr(reform, section),
+                        "id": f"{base.id}.{section.replace('_', '-')}",
+                        "title": f"{base.title} + {section.replace('_', ' ')} from {reform.id}",
+                    }
+                )
+            )
+    return profiles
+
+
+# ---------------------------------------------------------------------------------------------- episodes
+
+
+@dataclass
+class Episode:
+    """One patient's path through the engine: its requests, outcome, care and claims."""
+
+    arrival: Arrival
+    request_ids: list[int] = field(default_factory=list)
+    outcome: str | None = None  # set once, the episode's single final outcome
+    authorized_at: dt.datetime | None = None
+    care_at: dt.datetime | None = None
+    without_pa: bool = False
+    non_affirmations: int = 0
+    overturned: int = 0
+    resubmissions: int = 0
+    peer_to_peer: int = 0
+    primary_code: str = ""
+    utn: str | None = None
+    claims: list[int] = field(default_factory=list)
+
+    @property
+    def wait_days(self) -> float | None:
+        """Days from the first request until care could proceed (None if it never could)."""
+        if self.care_at is None:
+            return None
+        return (self.care_at - self.arrival.at).total_seconds() / 86_400
+
+
+@dataclass
+class ProfileRun:
+    """One profile's results: metrics (deterministic), series, and run facts (wall time, partial)."""
+
+    profile_id: str
+    profile_title: str
+    metrics: dict[str, float | int | None]
+    series: dict[str, Any]
+    outcomes: dict[str, int]
+    checks: dict[str, Any]
+    wall_seconds: float
+    partial: bool
+    db_path: str | None = None
+
+    @property
+    def requests_per_second(self) -> float:
+        """Simulated requests (incl. resubmissions) per wall-clock second."""
+        n = float(self.metrics.get("requests_submitted") or 0)
+        return n / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+@dataclass
+class SimulationResult:
+    """All profile runs of one scenario."""
+
+    scenario: Scenario
+    runs: list[ProfileRun]
+    partial: bool
+    calibration: dict[str, Any] = field(default_factory=dict)
+    assumptions: dict[str, Any] = field(default_factory=dict)
+    expected_annual: float = 0.0
+
+    def metrics_by_profile(self) -> dict[str, dict[str, float | int | None]]:
+        """Profile id -> metrics."""
+        return {r.profile_id: r.metrics for r in self.runs}
+
+
+# ---------------------------------------------------------------------------------------------- storage
+
+
+@cache
+def _template_db() -> Path:
+    """A migrated empty SQLite file, made once per process and copied for each run."""
+    folder = Path(tempfile.mkdtemp(prefix="wiserpa-sim-template-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@contextmanager
+def _database(keep: Path | None) -> Iterator[str]:
+    folder = Path(tempfile.mkdtemp(prefix="wiserpa-sim-")) if keep is None else keep
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "sim.db"
+    shutil.copy(_template_db(), path)
+    try:
+        yield f"sqlite:///{path}"
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- one run
+
+
+class _Run:
+    """The event loop of one profile run."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        a: Assumptions,
+        workload: Workload,
+        profile: PolicyProfile,
+        url: str,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.scenario, self.a, self.workload, self.profile = scenario, a, workload, profile
+        start, end = scenario.window()
+        self.start, self.end = start, end
+        drain = scenario.drain_days if scenario.drain_days is not None else int(a["engine.drain_days"])
+        self.horizon = end + dt.timedelta(days=drain)
+        self.clock = FixedClock(start)
+        settings = Settings(database_url=url, profile=profile.id, sweep_interval_seconds=0)
+        self.rt = Runtime.build(settings, clock=self.clock, profile=profile)
+        info = self.rt.catalog.state(scenario.state)
+        assert info is not None
+        self.info = info
+        self.calendar = BusinessCalendar(info.timezone)
+        self.pool: ReviewerPool = pool_from_assumptions(
+            a, self.calendar, state=scenario.state, clinicians=scenario.clinicians, scale=scenario.scale
+        )
+        self.progress = progress
+        self.queue: list[tuple[dt.datetime, int, int, Any]] = []
+        self._n = 0
+        self.episodes = [Episode(arr) for arr in workload.arrivals]
+        self.by_request: dict[int, Episode] = {}
+        self.open: set[int] = set()
+        self.in_review: set[int] = set()
+        self.clinician_decisions = 0
+        self.late_decisions = 0
+        self.wrong_affirmations = 0
+        self.audited = 0
+        self.audit_agreements = 0
+        self.tickets_opened = 0
+        self.tickets_failed = 0
+        self.out_of_order = 0
+        self.backlog: list[tuple[str, int, int]] = []  # (week, open in worklist, ESI open)
+        self.calibration_backlog: int | None = None
+        self.fees = claims.configured_fee_schedule(self.rt)
+
+    # -------------------------------------------------------------------- queue
+
+    def push(self, at: dt.datetime, kind: int, payload: Any = None) -> None:
+        self._n += 1
+        heapq.heappush(self.queue, (at, kind, self._n, payload))
+
+    # -------------------------------------------------------------------- setup
+
+    def setup(self, session: Session) -> None:
+        now = self.clock.now()
+        state = self.scenario.state
+        participant = create_organization(
+            session, name=self.info.participant, kind=OrgKind.PARTICIPANT, now=now, state=state
+        )
+        reviewer = create_user(
+            session, name=f"Reviewer pool ({state})", role=Role.REVIEWER, now=now,
+            organization_id=participant.id, state=state, npi=make_valid_npi(990_001),
+            specialty="Pain Medicine", credentials="MD", is_clinician=True,
+        )  # fmt: skip
+        staff = create_user(
+            session, name=f"Support desk ({state})", role=Role.REVIEWER, now=now,
+            organization_id=participant.id, state=state,
+        )  # fmt: skip
+        oversight_org = create_organization(session, name="Oversight", kind=OrgKind.OVERSIGHT, now=now)
+        overseer = create_user(
+            session,
+            name="Simulator oversight",
+            role=Role.OVERSIGHT,
+            now=now,
+            organization_id=oversight_org.id,
+        )
+        self.reviewer: Principal = principal_for(reviewer)
+        self.staff: Principal = principal_for(staff)
+        self.overseer: Principal = principal_for(overseer)
+        self.practices: list[Principal] = []
+        for p in self.workload.practices:
+            org = create_organization(
+                session, name=f"{state} practice {p.index + 1} ({p.accuracy})", kind=OrgKind.PRACTICE,
+                now=now, state=state, npi=make_valid_npi(2_000_000 + p.index),
+            )  # fmt: skip
+            user = create_user(
+                session, name=f"Front desk {p.index + 1}", role=Role.PROVIDER, now=now, organization_id=org.id
+            )
+            self.practices.append(principal_for(user))
+        anes_org = create_organization(
+            session, name=f"{state} Anesthesia Associates", kind=OrgKind.PRACTICE, now=now, state=state,
+            npi=make_valid_npi(2_900_000),
+        )  # fmt: skip
+        anes_user = create_user(
+            session, name="Anesthesia billing", role=Role.PROVIDER, now=now, organization_id=anes_org.id
+        )
+        self.anesthesia: Principal = principal_for(anes_user)
+        session.commit()
+        for ep in self.episodes:
+            self.push(ep.arrival.at, ARRIVAL, ep)
+        if self.scenario.support_tickets:
+            for ticket in self.workload.tickets:
+                self.push(ticket.at, TICKET_OPEN, ticket)
+        every = dt.timedelta(hours=int(self.a["engine.sweep_every_hours"]))
+        t = self.start
+        while t <= self.horizon:
+            self.push(t, SWEEP)
+            t += every
+        # Reviewer ticks: every business hour on the hour, state time.
+        d = self.calendar.local(self.start).date()
+        last = self.calendar.local(self.horizon).date()
+        while d <= last:
+            if self.calendar.is_business_day(d):
+                t = self.calendar.opens(d)
+                while t < self.calendar.closes(d):
+                    if self.start <= t <= self.horizon:
+                        self.push(t, TICK)
+                    t += dt.timedelta(hours=1)
+            if d.day == 1 and self.profile.gold_card.enabled:
+                at = self.calendar.at(d, dt.time(6, 0))
+                if self.start < at <= self.horizon:
+                    self.push(at, GOLDCARD)
+            d += dt.timedelta(days=1)
+
+    # -------------------------------------------------------------------- loop
+
+    def run(self, session: Session) -> bool:
+        """Process events until the horizon; True if interrupted (Ctrl-C)."""
+        done = 0
+        try:
+            while self.queue:
+                at, kind, _, payload = heapq.heappop(self.queue)
+                if at > self.horizon:
+                    break
+                if at < self.clock.now():
+                    # Simulated time never runs backwards; a checked counter, expected to stay 0.
+                    self.out_of_order += 1
+                    at = self.clock.now()
+                self.clock.set(at)
+                if kind == ARRIVAL:
+                    self.on_arrival(session, payload)
+                    done += 1
+                    if self.progress is not None:
+                        self.progress(done)
+                elif kind == TICK:
+                    self.on_tick(session, at)
+                elif kind == DECIDE:
+                    self.on_decide(session, *payload)
+                elif kind == SWEEP:
+                    self.on_sweep(session)
+                elif kind == RESUBMIT:
+                    self.on_resubmit(session, payload)
+                elif kind == GOLDCARD:
+                    goldcard.evaluate(session, self.rt, now=at)
+                    session.commit()
+                elif kind == CARE:
+                    self.on_care(payload)
+                elif kind == CLAIM:
+                    self.on_claim(session, payload)
+                elif kind == TICKET_OPEN:
+                    self.on_ticket(session, payload)
+                elif kind == TICKET_ANSWER:
+                    self.on_ticket_answer(session, payload)
+        except KeyboardInterrupt:
+            session.rollback()
+            return True
+        return False
+
+    # -------------------------------------------------------------------- requests
+
+    def _submission(self, ep: Episode) -> dict[str, Any]:
+        arr = ep.arrival
+        raw = make_submission(
+            self.rt.catalog, random.Random(arr.submission_seed), state=self.scenario.state,
+            category=arr.category, case=arr.case, date_of_service=arr.date_of_service, npi=arr.npi,
+            mbi=arr.mbi, urgency=arr.urgency, channel=arr.channel,
+        )  # fmt: skip
+        if arr.exempt_eligible:
+            # Cancer-related or palliative pain, attested by a clinician (R1); the facts stay as they are.
+            raw["diagnosis_codes"] = ["G89.3", *raw["diagnosis_codes"]][:12]
+            raw["time_sensitive_attestation"] = True
+        if arr.mac_received_at is not None:
+            raw["mac_received_at"] = arr.mac_received_at.isoformat()
+        return raw
+
+    def on_arrival(self, session: Session, ep: Episode) -> None:
+        raw = self._submission(ep)
+        data = SubmitRequestIn.model_validate(raw)
+        principal = self.practices[ep.arrival.practice]
+        try:
+            req = requests.submit(session, self.rt, principal=principal, data=data, raw=raw)
+            session.commit()
+        except ApiError:
+            # The engine refused the submission (4xx): that is this patient's single outcome.
+            session.rollback()
+            ep.outcome = "rejected"
+            return
+        ep.primary_code = req.primary_code
+        self._track(ep, req)
+        if ep.arrival.proceeds_without_pa:
+            self.push(self._local_morning(ep.arrival.date_of_service), CARE, ep)
+
+    def on_resubmit(self, session: Session, ep: Episode) -> None:
+        principal = self.practices[ep.arrival.practice]
+        facts = dict(COMPLETE_FACTS.get(ep.arrival.category, {}))
+        try:
+            req = requests.resubmit(
+                session, self.rt, principal=principal, request_id=ep.request_ids[-1],
+                changes={"clinical_facts": facts} if facts else {},
+            )  # fmt: skip
+            session.commit()
+        except ApiError:
+            session.rollback()
+            self._final(ep, "non_affirmed")
+            return
+        ep.resubmissions += 1
+        self._track(ep, req)
+
+    def _track(self, ep: Episode, req: PaRequest) -> None:
+        ep.request_ids.append(req.id)
+        ep.utn = req.utn
+        self.by_request[req.id] = ep
+        if req.status in _AFFIRMED:
+            self._authorized(ep, req.decided_at or self.clock.now(), req.status, req.decision_kind)
+        elif req.status in _OPEN:
+            self.open.add(req.id)
+
+    def _authorized(self, ep: Episode, at: dt.datetime, status: str, kind: str | None) -> None:
+        if ep.non_affirmations:
+            ep.overturned += 1  # a non-affirmation that the resubmission reversed
+        if ep.outcome is not None:
+            return
+        ep.outcome = {
+            Status.EXEMPT_AFFIRMED.value: "exempt",
+            Status.GOLD_CARD_AFFIRMED.value: "gold_card",
+            Status.DEEMED_AFFIRMED.value: "deemed",
+        }.get(
+            status,
+            "affirmed_after_resubmission"
+            if ep.resubmissions
+            else ("affirmed_by_clinician" if kind == "clinician" else "affirmed_automatically"),
+        )
+        ep.authorized_at = at
+        if ep.care_at is None:
+            ep.care_at = at
+            self._schedule_claim(ep, max(at, self._local_morning(ep.arrival.date_of_service)))
+
+    def _final(self, ep: Episode, outcome: str) -> None:
+        if ep.outcome is None:
+            ep.outcome = outcome
+
+    def _local_morning(self, d: dt.date) -> dt.datetime:
+        return self.calendar.at(d, dt.time(9, 0))
+
+    # -------------------------------------------------------------------- reviewers
+
+    def on_tick(self, session: Session, at: dt.datetime) -> None:
+        hour_end = at + dt.timedelta(hours=1)
+        local = self.calendar.local(at)
+        if local.weekday() == 0 and local.hour == self.calendar.day_start.hour:
+            self._record_backlog(session, local.date())
+        if self.pool.free_at >= hour_end or not (self.open - self.in_review):
+            return  # nothing new to pick up: skip the worklist read (it is audited and not free)
+        per_hour = max(1, math.ceil(self.pool.speed * 60 / self.pool.median_minutes))
+        page = reviews.worklist(
+            session, self.rt, principal=self.reviewer, limit=len(self.in_review) + 3 * per_hour + 5
+        )
+        items = [r.id for r in page.items if r.id not in self.in_review]
+        session.commit()
+        for rid in items:
+            if self.pool.free_at >= hour_end:
+                break
+            ep = self.by_request[rid]
+            attempt = ep.request_ids.index(rid)
+            done, minutes = self.pool.take(at, random.Random(f"{ep.arrival.seed}:service:{attempt}"))
+            self.in_review.add(rid)
+            self.push(done, DECIDE, (rid, minutes))
+
+    def _record_backlog(self, session: Session, day: dt.date) -> None:
+        total = reviews.worklist(session, self.rt, principal=self.reviewer, limit=1).total
+        esi = reviews.worklist(
+            session, self.rt, principal=self.reviewer, limit=1, category="epidural_steroid_injection"
+        ).total
+        session.commit()
+        self.backlog.append((day.isoformat(), int(total), int(esi)))
+
+    def on_decide(self, session: Session, rid: int, minutes: float) -> None:
+        self.in_review.discard(rid)
+        ep = self.by_request[rid]
+        attempt = ep.request_ids.index(rid)
+        rng = random.Random(f"{ep.arrival.seed}:decision:{attempt}")
+        req = session.get(PaRequest, rid)
+        assert req is not None
+        case = "complete" if attempt > 0 else ep.arrival.case
+        unmet = [r["criterion_id"] for r in req.criteria_results if r.get("result") == "unmet"]
+        gaps = [r["criterion_id"] for r in req.criteria_results if r.get("result") != "met"]
+        if case == "unmet" and unmet and rng.random() < self.a["reviewers.non_affirm_unmet"]:
+            outcome, reasons = "non_affirm", unmet[:2]
+        elif case == "incomplete" and gaps and rng.random() < self.a["reviewers.non_affirm_incomplete"]:
+            outcome, reasons = "non_affirm", gaps[:2]
+        else:
+            outcome, reasons = "affirm", []
+        try:
+            result = reviews.decide(
+                session, self.rt, principal=self.reviewer, request_id=rid, outcome=outcome, reasons=reasons,
+                note="Reviewed against the governing NCD/LCD.",
+            )  # fmt: skip
+            session.commit()
+        except ApiError:
+            session.rollback()
+            return
+        self.clinician_decisions += 1
+        if rng.random() < self.a["reviewers.audit_sample_share"]:
+            self.audited += 1
+            self.audit_agreements += not (case == "unmet" and outcome == "affirm")
+        req = result.request
+        self.open.discard(rid)
+        if not result.applied:
+            self.late_decisions += 1
+            self._authorized(ep, req.due_at, Status.DEEMED_AFFIRMED.value, "deemed")
+            return
+        if outcome == "affirm":
+            if case == "unmet":
+                self.wrong_affirmations += 1
+            self._authorized(ep, self.clock.now(), req.status, "clinician")
+            return
+        ep.non_affirmations += 1
+        if ep.arrival.peer_to_peer:
+            ep.peer_to_peer += 1
+        if case == "incomplete" and ep.arrival.resubmits and ep.resubmissions == 0:
+            d = self.calendar.local(self.clock.now()).date()
+            for _ in range(ep.arrival.resubmit_delay_days):
+                d = self.calendar.next_business_day(d + dt.timedelta(days=1))
+            self.push(self.calendar.at(d, dt.time(10, 0)), RESUBMIT, ep)
+        else:
+            self._final(ep, "non_affirmed")
+
+    def on_sweep(self, session: Session) -> None:
+        if not self.open:
+            return  # nothing undecided, so nothing can be due: skip the query
+        deadlines.sweep(session, self.rt)
+        if not self.profile.deemed_approval.enabled or not self.open:
+            return
+        ids = sorted(self.open)
+        for i in range(0, len(ids), 500):
+            rows = session.execute(
+                select(PaRequest.id, PaRequest.decided_at).where(
+                    PaRequest.id.in_(ids[i : i + 500]), PaRequest.status == Status.DEEMED_AFFIRMED.value
+                )
+            ).all()
+            for rid, decided in rows:
+                self.open.discard(rid)
+                self._authorized(self.by_request[rid], decided, Status.DEEMED_AFFIRMED.value, "deemed")
+        session.commit()
+
+    # -------------------------------------------------------------------- care and claims
+
+    def on_care(self, ep: Episode) -> None:
+        """The planned date of service: a patient who cannot wait gets care now, authorized or not."""
+        if ep.care_at is not None or ep.outcome == "non_affirmed":
+            return
+        ep.care_at = self.clock.now()
+        ep.without_pa = True
+        self._schedule_claim(ep, ep.care_at)
+
+    def _schedule_claim(self, ep: Episode, care: dt.datetime) -> None:
+        if not self.scenario.claims:
+            return
+        bill = care + dt.timedelta(days=ep.arrival.claim_lag_days)
+        self.push(bill, CLAIM, (ep, self.calendar.local(care).date()))
+
+    def on_claim(self, session: Session, payload: tuple[Episode, dt.date]) -> None:
+        ep, dos = payload
+        arr = ep.arrival
+        line: dict[str, Any] = {
+            "code": ep.primary_code, "date_of_service": dos.isoformat(), "rendering_npi": arr.npi,
+            "place_of_service": "22",
+        }  # fmt: skip
+        if not ep.without_pa and ep.utn:
+            line["utn"] = ep.utn
+        bodies: list[tuple[Principal, dict[str, Any]]] = [
+            (self.practices[arr.practice], self._claim(ep, [line], arr.npi)),
+        ]
+        anesthesia = [
+            a.code for a in self.rt.catalog.associated_codes(arr.category) if a.kind == "anesthesia"
+        ]
+        if arr.anesthesia and anesthesia:
+            anes_npi = self.workload.anesthesia_npis[arr.seq % len(self.workload.anesthesia_npis)]
+            anes_line = {
+                "code": anesthesia[0], "date_of_service": dos.isoformat(), "rendering_npi": anes_npi,
+                "place_of_service": "22", "units": 30,
+            }  # fmt: skip
+            bodies.append((self.anesthesia, self._claim(ep, [anes_line], anes_npi)))
+        for principal, raw in bodies:
+            try:
+                claim = claims.submit_claim(
+                    session, self.rt, principal=principal, data=SubmitClaimIn.model_validate(raw), raw=raw,
+                    fee_schedule=self.fees,
+                )  # fmt: skip
+                session.commit()
+                ep.claims.append(claim.id)
+            except ApiError:
+                session.rollback()
+
+    def _claim(self, ep: Episode, lines: list[dict[str, Any]], npi: str) -> dict[str, Any]:
+        return {
+            "state": self.scenario.state, "claim_type": "professional", "billing_provider": {"npi": npi},
+            "beneficiary": {"mbi": ep.arrival.mbi}, "diagnosis_codes": ["M54.16"], "lines": lines,
+        }  # fmt: skip
+
+    # -------------------------------------------------------------------- support
+
+    def on_ticket(self, session: Session, t: TicketArrival) -> None:
+        allowed = support.allowed_triggers(self.profile)
+        trigger = allowed[t.pick % len(allowed)] if t.urgent and allowed else None
+        try:
+            ticket = support.open_ticket(
+                session, self.rt, principal=self.practices[t.practice], category="portal_access",
+                subject="Cannot complete a WISeR request", description="Simulated ticket.",
+                state=self.scenario.state, urgent_trigger=trigger,
+            )  # fmt: skip
+            session.commit()
+        except ApiError:
+            session.rollback()
+            self.tickets_failed += 1
+            return
+        self.tickets_opened += 1
+        self.push(self.clock.now() + dt.timedelta(hours=t.response_hours), TICKET_ANSWER, ticket.id)
+
+    def on_ticket_answer(self, session: Session, ticket_id: int) -> None:
+        try:
+            support.add_message(
+                session, self.rt, principal=self.staff, ticket_id=ticket_id, body="Fixed; try again."
+            )
+            support.resolve(session, self.rt, principal=self.staff, ticket_id=ticket_id)
+            session.commit()
+        except ApiError:
+            session.rollback()
+            self.tickets_failed += 1
+
+    # -------------------------------------------------------------------- metrics
+
+    def finish(self, session: Session, wall: float, partial: bool) -> ProfileRun:
+        now = self.clock.now()
+        for ep in self.episodes:
+            if ep.outcome is None and ep.request_ids:
+                ep.outcome = "pending_at_end"
+        submitted = [ep for ep in self.episodes if ep.request_ids]
+        outcomes: dict[str, int] = {}
+        for ep in [*submitted, *(ep for ep in self.episodes if ep.outcome == "rejected")]:
+            outcomes[ep.outcome or "pending_at_end"] = outcomes.get(ep.outcome or "pending_at_end", 0) + 1
+        waits = [w for ep in submitted if (w := ep.wait_days) is not None]
+        # Episodes still waiting at the end count with their wait so far (censored, a lower bound).
+        censored = [
+            (now - ep.arrival.at).total_seconds() / 86_400
+            for ep in submitted
+            if ep.care_at is None and ep.outcome == "pending_at_end"
+        ]
+        all_waits = waits + censored
+        rows = session.execute(
+            select(PaRequest.id, PaRequest.status, PaRequest.decision_kind, PaRequest.received_at,
+                   PaRequest.decided_at, PaRequest.due_at)
+        ).all()  # fmt: skip
+        live = [(st, k, r, d, due) for _, st, k, r, d, due in rows if st != Status.WITHDRAWN.value]
+        # Per request: receipt to decision (deemed: the due time); still open: the wait so far (censored).
+        decision_days = [((d or now) - r).total_seconds() / 86_400 for _, _, r, d, _ in live]
+        reviewed = [
+            ((d or now) - r).total_seconds() / 86_400
+            for st, k, r, d, _ in live
+            if k in ("clinician", "deemed") or st in _OPEN or st == Status.NON_AFFIRMED.value
+        ]
+        over_due = sum(1 for _, _, _, d, due in live if (d or now) > due)
+        statuses: dict[str, int] = {}
+        for _, st, *_ in rows:
+            statuses[st] = statuses.get(st, 0) + 1
+        misses = session.scalar(select(func.count()).select_from(DeadlineMiss)) or 0
+        ledger = deadlines.penalty_ledger(session, self.rt, principal=self.overseer)
+        priced = sum(line["amount_usd"] for line in ledger)
+        anes = session.execute(
+            select(ClaimLine.outcome, func.count())
+            .where(ClaimLine.kind == "anesthesia")
+            .group_by(ClaimLine.outcome)
+        ).all()
+        anes_by = {o: int(n) for o, n in anes}
+        claim_count = session.scalar(select(func.count()).select_from(Claim)) or 0
+        cards = session.scalar(select(func.count()).select_from(GoldCard)) or 0
+        comp = support.compliance(session, self.rt, principal=self.overseer, state=self.scenario.state)
+        breached = sum(c.breached for c in comp)
+        measured = sum(c.measured for c in comp)
+        session.commit()
+        # Burden
+        b = self.a
+        n_requests = len(rows)
+        resubs = sum(ep.resubmissions for ep in submitted)
+        p2p = sum(ep.peer_to_peer for ep in submitted)
+        admin_hours = (
+            (n_requests - resubs) * b["burden.admin_hours_per_request"]
+            + resubs * b["burden.admin_hours_per_resubmission"]
+            + p2p * b["burden.admin_hours_per_peer_to_peer"]
+            + self.tickets_opened * b["burden.admin_hours_per_support_ticket"]
+        )
+        clinician_hours = self.pool.booked_minutes / 60 + p2p * b["burden.clinician_hours_per_peer_to_peer"]
+        pay = self._pay(rows, submitted, now)
+        m: dict[str, float | int | None] = {
+            "episodes": len(submitted) + outcomes.get("rejected", 0),
+            "rejected_submissions": outcomes.get("rejected", 0),
+            "requests_submitted": n_requests,
+            "resubmissions": resubs,
+            "days_to_care_median": _q(all_waits, 0.5),
+            "days_to_care_p90": _q(all_waits, 0.9),
+            "days_to_care_mean": _mean(all_waits),
+            "share_over_14_days": _share(all_waits, 14.0),
+            "days_to_decision_median": _q(decision_days, 0.5),
+            "days_to_decision_p90": _q(decision_days, 0.9),
+            "days_to_decision_max": max(decision_days) if decision_days else None,
+            "reviewed_days_to_decision_mean": _mean(reviewed),
+            "decisions_after_due": over_due,
+            "deadline_misses": int(misses),
+            "penalties_priced_usd": round(priced, 2),
+            "penalties_owed_usd": round(priced, 2) if self.profile.penalties.enforced else 0.0,
+            "deemed_approvals": statuses.get(Status.DEEMED_AFFIRMED.value, 0),
+            "late_clinician_decisions_ignored": self.late_decisions,
+            "exempt_requests": statuses.get(Status.EXEMPT_AFFIRMED.value, 0),
+            "gold_card_requests": statuses.get(Status.GOLD_CARD_AFFIRMED.value, 0),
+            "gold_cards_issued": int(cards),
+            "non_affirmed_requests": statuses.get(Status.NON_AFFIRMED.value, 0),
+            "pending_at_end": statuses.get(Status.PENDED.value, 0) + statuses.get(Status.RECEIVED.value, 0),
+            "care_without_pa": sum(ep.without_pa for ep in submitted),
+            "claims": int(claim_count),
+            "anesthesia_lines": sum(anes_by.values()),
+            "anesthesia_lines_denied": anes_by.get("denied", 0),
+            "anesthesia_lines_suspended": anes_by.get("suspended", 0),
+            "anesthesia_lines_paid": anes_by.get("payable", 0),
+            "clinician_review_hours": round(clinician_hours, 1),
+            "provider_admin_hours": round(admin_hours, 1),
+            "peer_to_peer_calls": p2p,
+            "support_tickets": self.tickets_opened,
+            "support_sla_breaches": breached,
+            "support_within_sla_pct": round(100 * (measured - breached) / measured, 1) if measured else None,
+            "pay_current_formula_usd": pay[0],
+            "pay_reform_formula_usd": pay[1],
+        }
+        series = {
+            "days_to_care": [round(x, 3) for x in all_waits],
+            "backlog": self.backlog,
+            "penalties_by_month": [(line["month"], round(line["amount_usd"], 2)) for line in ledger],
+        }
+        checks = {
+            "requests_in_db": n_requests,
+            "requests_tracked": sum(len(ep.request_ids) for ep in submitted),
+            "episodes_with_one_outcome": sum(1 for ep in self.episodes if ep.outcome),
+            "support_operations_refused": self.tickets_failed,
+            "events_out_of_order": self.out_of_order,
+            "claims_in_db": int(claim_count),
+            "claims_tracked": sum(len(ep.claims) for ep in submitted),
+            "unmatched_primary_lines": self._unmatched(session),
+        }
+        outcomes = dict(sorted(outcomes.items()))
+        return ProfileRun(self.profile.id, self.profile.title, m, series, outcomes, checks,
+                          wall, partial)  # fmt: skip
+
+    def _unmatched(self, session: Session) -> int:
+        """Primary claim lines whose authorization is not a request of the same episode."""
+        bad = 0
+        for claim_id, rid, mbi in session.execute(
+            select(ClaimLine.claim_id, ClaimLine.request_id, Claim.beneficiary_mbi)
+            .join(Claim, Claim.id == ClaimLine.claim_id)
+            .where(ClaimLine.role.in_(("primary", "associated")), ClaimLine.request_id.is_not(None))
+        ):
+            ep = self.by_request.get(rid)
+            if ep is None or ep.arrival.mbi != mbi or claim_id not in ep.claims:
+                bad += 1
+        return bad
+
+    def _pay(self, rows: Any, submitted: list[Episode], now: dt.datetime) -> tuple[float, float]:
+        reform = load_profile(str(self.a["compensation.source_profile"])).compensation
+        params = CompensationParams(
+            share_of_savings=self.profile.compensation.current_share_of_savings,
+            quality_adjustment_max=self.profile.compensation.quality_adjustment_max,
+            reform_fee_per_review_usd=reform.reform_fee_per_review_usd,
+            timeliness_weight=reform.timeliness_weight,
+            accuracy_weight=reform.accuracy_weight,
+        )
+        decided = [
+            (st, k, d, due) for _, st, k, _, d, due in rows if d is not None and st != Status.WITHDRAWN.value
+        ]
+        on_time = sum(1 for st, k, d, due in decided if k != "deemed" and d < due)
+        averted = overturned_usd = 0.0
+        for ep in submitted:
+            if not ep.non_affirmations:
+                continue
+            # What Medicare does not pay for a denied procedure: the professional and the facility claim.
+            cents = sum(
+                self.fees.allowed_cents(ep.primary_code, t, 1) or 0 for t in ("professional", "institutional")
+            )
+            averted += cents / 100 * ep.non_affirmations
+            overturned_usd += cents / 100 * min(ep.overturned, ep.non_affirmations)
+        non_affirmed = sum(ep.non_affirmations for ep in submitted)
+        period = ParticipantPeriod(
+            participant=self.info.participant,
+            reviews=len(decided),
+            decided_on_time=on_time,
+            non_affirmed_lines=min(non_affirmed, len(decided)),
+            averted_allowed_usd=averted,
+            overturned_denials=min(
+                sum(min(ep.overturned, ep.non_affirmations) for ep in submitted), non_affirmed
+            ),
+            overturned_allowed_usd=overturned_usd,
+            audited=min(self.audited, len(decided)),
+            audit_agreements=min(self.audit_agreements, self.audited, len(decided)),
+            quality_score=float(self.a["compensation.quality_score"]),
+        )
+        return round(current_formula(period, params).total_usd, 2), round(
+            reform_formula(period, params).total_usd, 2
+        )
+
+    # -------------------------------------------------------------------- calibration
+
+    def calibration(self, session: Session) -> dict[str, Any]:
+        """WA check: mean days to decision of reviewed requests received before the report date."""
+        cut = dt.datetime.fromisoformat(str(self.a["calibration_wa.window_end"])).replace(tzinfo=dt.UTC)
+        now = self.clock.now()
+        rows = session.execute(
+            select(
+                PaRequest.received_at, PaRequest.decided_at, PaRequest.decision_kind, PaRequest.status
+            ).where(PaRequest.received_at < cut)
+        ).all()
+        days = [((min(d, cut) if d else min(now, cut)) - r).total_seconds() / 86_400 for r, d, k, st in rows
+                if k in ("clinician", "deemed") or st in _OPEN or st == "non_affirmed"]  # fmt: skip
+        esi = next((b[2] for b in reversed(self.backlog) if b[0] <= cut.date().isoformat()), None)
+        return {
+            "reviewed_mean_days_by_report_date": _mean(days),
+            "esi_waiting_at_report_date": esi,
+            "target_mean_days": self.a["calibration_wa.target_mean_days"],
+            "target_waiting_esi": self.a["calibration_wa.target_waiting_esi"],
+            "report_date": cut.date().isoformat(),
+        }
+
+
+def _q(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return round(s[lo] + (s[hi] - s[lo]) * (k - lo), 3)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 3) if values else None
+
+
+def _share(values: list[float], over: float) -> float | None:
+    return round(sum(v > over for v in values) / len(values), 4) if values else None
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+
+
+def run_profile(
+    scenario: Scenario,
+    profile: PolicyProfile,
+    workload: Workload,
+    *,
+    assumptions: Assumptions | None = None,
+    progress: Callable[[int], None] | None = None,
+    keep_dir: Path | None = None,
+    calibrate: bool = False,
+) -> tuple[ProfileRun, dict[str, Any]]:
+    """Run one profile on its own temporary database; returns its results (partial after Ctrl-C)."""
+    a = assumptions or scenario.assumptions()
+    t0 = time.perf_counter()  # wall time for the throughput figure only; simulated time is the FixedClock
+    with _database(keep_dir) as url:
+        run = _Run(scenario, a, workload, profile, url, progress)
+        try:
+            with run.rt.sessions() as session:
+                run.setup(session)
+                partial = run.run(session)
+                result = run.finish(session, time.perf_counter() - t0, partial)
+                cal = run.calibration(session) if calibrate else {}
+        finally:
+            run.rt.engine.dispose()
+        if keep_dir is not None:
+            result.db_path = url
+    return result, cal
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    keep_dir: Path | None = None,
+) -> SimulationResult:
+    """Run every profile (and ablation) of a scenario on the same workload; stops early on Ctrl-C."""
+    a = scenario.assumptions()
+    start, end = scenario.window()
+    catalog_rt = load_catalog_once()
+    workload = generate(a, catalog_rt, state=scenario.state, start=start, end=end, scale=scenario.scale,
+                        seed=scenario.seed, requests=scenario.requests)  # fmt: skip
+    result = SimulationResult(
+        scenario, [], False, assumptions=dict(a.values), expected_annual=workload.expected_annual
+    )
+    for profile in profile_variants(scenario.profiles, compare=scenario.compare):
+        total = len(workload.arrivals)
+
+        def step(done: int, pid: str = profile.id, total: int = total) -> None:
+            if progress is not None:
+                progress(pid, done, total)
+
+        sub = keep_dir / profile.id if keep_dir is not None else None
+        calibrate = profile.id == "wiser-2026" and _covers_report(scenario, a)
+        try:
+            run, cal = run_profile(
+                scenario, profile, workload, assumptions=a, progress=step, keep_dir=sub, calibrate=calibrate
+            )
+        except KeyboardInterrupt:
+            result.partial = True
+            break
+        result.runs.append(run)
+        if cal:
+            result.calibration = cal
+        if run.partial:
+            result.partial = True
+            break
+    return result
+
+
+def _covers_report(scenario: Scenario, a: Assumptions) -> bool:
+    """The WA calibration needs a WA run whose intake spans the start of the model to the report date."""
+    start, end = scenario.window()
+    report = dt.datetime.fromisoformat(str(a["calibration_wa.window_end"])).replace(tzinfo=dt.UTC)
+    return (
+        scenario.state == "WA" and start <= dt.datetime(scenario.year, 1, 6, tzinfo=dt.UTC) and end >= report
+    )
+
+
+@cache
+def load_catalog_once() -> Any:
+    """The packaged catalog (the workload needs states, categories and dates)."""
+    from wiserpa.policy.catalog import load_catalog
+
+    return load_catalog()

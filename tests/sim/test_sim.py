@@ -1,0 +1,173 @@
+"""The simulator: deterministic, conserving, and showing what the reforms change (and what they do not)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wiserpa.runtime import Runtime
+from wiserpa.sim.engine import Scenario, SimulationResult, profile_variants, simulate
+from wiserpa.sim.outputs import run_cli, store_run
+from wiserpa.sim.workload import AssumptionError, annual_volume, load_assumptions, parse_assumptions
+
+# Two weeks of intake in March (no holidays, no gold-card evaluation), one week to finish.
+# Expedited and MAC-forwarded requests are left out here so both profiles share every due time, and
+# time-sensitive exemptions are off so both profiles review the same requests.
+SMALL = {
+    "state": "WA",
+    "start": dt.datetime(2026, 3, 2, 8, tzinfo=dt.UTC),
+    "end": dt.datetime(2026, 3, 14, 8, tzinfo=dt.UTC),
+    "requests": 40,
+    "drain_days": 7,
+    "seed": 7,
+    "overrides": (
+        ("volume.expedited_share", 0.0),
+        ("volume.mac_forwarded_share", 0.0),
+        ("providers.exempt_eligible_share", {"default": 0.0}),
+    ),
+}
+TIMELINESS = (
+    "days_to_care_median",
+    "days_to_care_p90",
+    "share_over_14_days",
+    "days_to_decision_median",
+    "days_to_decision_p90",
+    "days_to_decision_max",
+    "deadline_misses",
+    "deemed_approvals",
+    "pending_at_end",
+)
+DEADLINE_DAYS = 3.0  # 72 hours, both profiles (standard portal requests)
+
+
+def _scenario(**kw: Any) -> Scenario:
+    return Scenario(**{**SMALL, **kw})
+
+
+@pytest.fixture(scope="module")
+def ample() -> SimulationResult:
+    """Reviewer capacity far above demand."""
+    return simulate(_scenario(clinicians=500.0))
+
+
+@pytest.fixture(scope="module")
+def short() -> SimulationResult:
+    """Reviewer capacity far below demand (about one review every two days)."""
+    return simulate(_scenario(clinicians=0.03))
+
+
+def test_same_seed_same_outputs() -> None:
+    a = simulate(_scenario(profiles=("asa-reform",), clinicians=0.3, requests=25))
+    b = simulate(_scenario(profiles=("asa-reform",), clinicians=0.3, requests=25))
+    for ra, rb in zip(a.runs, b.runs, strict=True):
+        assert ra.metrics == rb.metrics
+        assert ra.outcomes == rb.outcomes
+        assert ra.series == rb.series
+
+
+def test_every_request_ends_in_one_outcome_and_claims_reconcile(short: SimulationResult) -> None:
+    for run in short.runs:
+        m: dict[str, Any] = run.metrics
+        assert sum(run.outcomes.values()) == run.metrics["episodes"] == SMALL["requests"]
+        assert run.checks["episodes_with_one_outcome"] == run.metrics["episodes"]
+        assert run.checks["requests_in_db"] == run.checks["requests_tracked"]
+        assert run.checks["claims_in_db"] == run.checks["claims_tracked"]
+        assert run.checks["unmatched_primary_lines"] == 0
+        assert run.checks["events_out_of_order"] == 0
+        assert m["anesthesia_lines"] == (
+            m["anesthesia_lines_paid"] + m["anesthesia_lines_denied"] + m["anesthesia_lines_suspended"]
+        )
+
+
+def test_with_ample_capacity_the_reforms_change_no_timeliness_figure(ample: SimulationResult) -> None:
+    base, reform = (r.metrics for r in ample.runs)
+    for key in TIMELINESS:
+        assert base[key] == reform[key], key
+    assert base["deadline_misses"] == 0 and base["deemed_approvals"] == 0
+
+
+def test_with_short_capacity_only_asa_reform_bounds_the_time_to_decision(short: SimulationResult) -> None:
+    by: dict[str, dict[str, Any]] = {r.profile_id: r.metrics for r in short.runs}
+    assert by["asa-reform"]["days_to_decision_max"] <= DEADLINE_DAYS + 1e-6
+    assert by["asa-reform"]["deemed_approvals"] > 0
+    assert by["wiser-2026"]["days_to_decision_max"] > DEADLINE_DAYS
+    assert by["wiser-2026"]["deadline_misses"] > 0
+    assert by["wiser-2026"]["deemed_approvals"] == 0
+    # The missed deadlines are priced under both, owed only where penalties are enforced.
+    assert by["wiser-2026"]["penalties_owed_usd"] == 0
+
+
+def test_compare_adds_one_profile_per_reform_section() -> None:
+    ids = [p.id for p in profile_variants(("wiser-2026", "asa-reform"), compare=True)]
+    assert ids[:2] == ["wiser-2026", "asa-reform"]
+    assert "wiser-2026.deemed-approval" in ids and "wiser-2026.exemptions" in ids
+    alone = next(p for p in profile_variants(("wiser-2026",), compare=True) if p.id == "wiser-2026.gold-card")
+    assert alone.gold_card.enabled and not alone.deemed_approval.enabled
+
+
+def test_assumptions_have_sources_and_match_the_new_jersey_figure() -> None:
+    a = load_assumptions()
+    assert all(a.sources[k].strip() for k in a.values)
+    q1 = annual_volume(a, "NJ") * a["volume.q1_operating_weeks"] / a["volume.year_operating_weeks"]
+    assert round(q1) == 12_600
+    with pytest.raises(AssumptionError):
+        parse_assumptions("volume:\n  x: {value: 3}\n")
+
+
+def test_command_writes_files_and_stores_a_run(
+    short: SimulationResult, tmp_path: Path, sqlite_url: str
+) -> None:
+    lines: list[str] = []
+    result = run_cli(
+        _scenario(profiles=("asa-reform",), requests=10, clinicians=1.0),
+        out=tmp_path / "out",
+        png=False,
+        store_url=sqlite_url,
+        echo=lines.append,
+    )
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"metrics.csv", "report.html", "days_to_care.svg", "assumptions.csv"} <= names
+    assert "asa-reform" in (tmp_path / "out" / "report.html").read_text()
+    assert any("Stored as simulation run #1" in line for line in lines)
+    assert result.runs[0].metrics["episodes"] == 10
+
+
+def test_oversight_page_shows_a_stored_run(
+    short: SimulationResult, rt: Runtime, client: TestClient, make_actor: Callable[..., Any]
+) -> None:
+    with rt.sessions() as session:
+        run = store_run(session, short, now=rt.clock.now())
+        session.commit()
+        run_id = run.id
+    overseer = make_actor("oversight")
+    client.post("/login", data={"api_key": overseer.key})
+    page = client.get(f"/oversight/simulations/{run_id}")
+    assert page.status_code == 200
+    assert "wiser-2026" in page.text and "asa-reform" in page.text and "<svg" in page.text
+    assert client.get("/oversight/simulations").status_code == 200
+    assert client.get("/oversight/simulations/999").status_code == 404
+    provider = make_actor("provider")
+    client.post("/login", data={"api_key": provider.key})
+    assert client.get(f"/oversight/simulations/{run_id}").status_code == 403
+
+
+def test_ctrl_c_stops_cleanly_with_partial_results() -> None:
+    seen: list[str] = []
+
+    def interrupt(profile_id: str, done: int, total: int) -> None:
+        seen.append(profile_id)
+        if done == 5:
+            raise KeyboardInterrupt
+
+    result = simulate(_scenario(requests=20, clinicians=1.0), progress=interrupt)
+    assert result.partial
+    assert [r.profile_id for r in result.runs] == ["wiser-2026"]  # the second profile never started
+    run = result.runs[0]
+    assert run.partial and run.metrics["episodes"] == 5
+    assert sum(run.outcomes.values()) == 5
+    assert set(seen) == {"wiser-2026"}
