@@ -372,6 +372,7 @@ def allocate_request_id(session: Session) -> int:
 
 
 def _lines(rt: Runtime, data: SubmitRequestIn, v: Validated) -> list[RequestLine]:
+    """The lines the provider asked for; the catalog's associated services are derived when shown."""
     associated = {a.code: a for a in rt.catalog.associated_codes(v.category)}
     lines = []
     for seq, (i, role) in enumerate(v.line_roles):
@@ -388,22 +389,43 @@ def _lines(rt: Runtime, data: SubmitRequestIn, v: Validated) -> list[RequestLine
                 requested=True,
             )
         )
-    present = {line.code for line in data.lines}
-    # The catalog's associated services ride with the procedure, so anesthesia shares its authorization (R3).
-    for assoc in associated.values():
-        if assoc.code not in present:
-            lines.append(
-                RequestLine(
-                    seq=len(lines),
-                    code=assoc.code,
-                    modifiers=[],
-                    units=1,
-                    role="associated",
-                    kind=assoc.kind,
-                    requested=False,
-                )
-            )
     return lines
+
+
+def line_views(rt: Runtime, request: PaRequest, status: str) -> list[dict[str, Any]]:
+    """Every line of a request, with the catalog's associated services (anesthesia, imaging, facility) added.
+
+    Associated services ride with the procedure, so they share its outcome, deemed approval included (R3).
+    They are derived from the versioned catalog rather than stored, since they follow from the category.
+    """
+    views = [
+        {
+            "code": ln.code,
+            "role": ln.role,
+            "kind": ln.kind,
+            "modifiers": ln.modifiers,
+            "units": ln.units,
+            "requested": ln.requested,
+            "status": status,
+        }
+        for ln in request.lines
+    ]
+    present = {ln.code for ln in request.lines}
+    for assoc in rt.catalog.associated_codes(request.category):
+        if assoc.code not in present:
+            views.append(
+                {
+                    "code": assoc.code,
+                    "role": "associated",
+                    "kind": assoc.kind,
+                    "modifiers": [],
+                    "units": 1,
+                    "requested": False,
+                    "status": status,
+                    "confirmed": assoc.confirmed,
+                }
+            )
+    return views
 
 
 def _apply_pipeline(request: PaRequest, result: PipelineResult, *, now: dt.datetime, rt: Runtime) -> None:
@@ -653,11 +675,6 @@ def materialize_deemed(session: Session, rt: Runtime, request: PaRequest, *, now
 # ---------------------------------------------------------------------------------------------- views
 
 
-def line_status(request_status: str, line: RequestLine) -> str:
-    """A line's status: every line, associated services included, shares the request's outcome."""
-    return request_status
-
-
 def request_view(
     rt: Runtime, request: PaRequest, *, now: dt.datetime, include_raw: bool = False
 ) -> dict[str, Any]:
@@ -698,18 +715,7 @@ def request_view(
         "profile": {"id": request.profile_id, "version": request.profile_version},
         "diagnosis_codes": request.diagnosis_codes,
         "clinical_facts": request.clinical_facts,
-        "lines": [
-            {
-                "code": ln.code,
-                "role": ln.role,
-                "kind": ln.kind,
-                "modifiers": ln.modifiers,
-                "units": ln.units,
-                "requested": ln.requested,
-                "status": line_status(status, ln),
-            }
-            for ln in request.lines
-        ],
+        "lines": line_views(rt, request, status),
         "criteria_results": request.criteria_results,
         "decisions": [decision_view(d) for d in request.decisions],
     }
