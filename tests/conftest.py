@@ -107,7 +107,7 @@ def clock() -> FixedClock:
 
 def build_runtime(url: str, clock: FixedClock, profile: str = "asa-reform") -> Runtime:
     """A runtime on a test database under a profile."""
-    settings = Settings(database_url=url, profile=profile)
+    settings = Settings(database_url=url, profile=profile, sweep_interval_seconds=0)  # tests sweep explicitly
     return Runtime.build(settings, clock=clock, profile=load_profile(profile))
 
 

@@ -30,6 +30,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(profiles_app, name="profiles")
+experience_app = typer.Typer(help="Provider experience reports (R9).", no_args_is_help=True)
+app.add_typer(experience_app, name="experience")
 
 err = Console(stderr=True)
 
@@ -149,6 +151,33 @@ def demo(
         serve(host=host, port=port, database_url=url, workers=1, migrate=True, profile=None)
 
 
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (between 'wpa_' and the next '_')")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key by its prefix (takes effect on the next request, on every worker)."""
+    from wiserpa.audit.service import Actor, record
+    from wiserpa.auth.service import revoke_key
+    from wiserpa.policy.clock import SystemClock
+    from wiserpa.store.db import make_sessionmaker
+
+    settings = _settings(database_url)
+    _ensure_schema(settings, apply=False)
+    # Accept a whole key too, and use only its prefix (the secret is never needed to revoke).
+    parts = prefix.split("_")
+    prefix = parts[1] if len(parts) >= 3 and parts[0] == "wpa" else prefix
+    now = SystemClock().now()
+    with make_sessionmaker(_engine(settings))() as session:
+        if not revoke_key(session, prefix=prefix, now=now):
+            err.print(f"[red]no active key with prefix {prefix}[/red]")
+            raise typer.Exit(1)
+        record(session, actor=Actor("cli", "admin"), action="key.revoke", object_type="api_key",
+               object_id=prefix, outcome="revoked", at=now)
+        session.commit()
+    typer.echo(f"revoked key {prefix}")
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="provider | reviewer | oversight | admin")],
@@ -266,6 +295,98 @@ def profiles_show(name: Annotated[str, typer.Argument(help="Profile name or YAML
 
     profile = load_profile(name)
     typer.echo(yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False))
+
+
+@experience_app.command("brief")
+def experience_brief(
+    since: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Reports from YYYY-MM-DD")],
+    state: Annotated[str | None, typer.Option(help="Two-letter state; default all states")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print the Markdown evidence brief (small counts suppressed, excerpts anonymised)."""
+    from wiserpa.experience.service import brief_markdown
+    from wiserpa.runtime import Runtime
+
+    settings = _settings(database_url)
+    _ensure_schema(settings, apply=False)
+    rt = Runtime.build(settings)
+    with rt.sessions() as session:
+        typer.echo(brief_markdown(session, rt, since=since.date(), state=state), nl=False)
+    rt.engine.dispose()
+
+
+goldcard_app = typer.Typer(help="Gold cards (R4).", no_args_is_help=True)
+app.add_typer(goldcard_app, name="goldcard")
+
+
+@app.command()
+def sweep(
+    once: Annotated[bool, typer.Option("--once", help="Sweep once and exit (default: every interval)")] = False,
+    interval: Annotated[float | None, typer.Option(help="Seconds between sweeps (default from settings)")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Materialize deemed approvals and record missed deadlines (safe beside other sweepers)."""
+    from wiserpa.deadlines.service import run_cli_sweep
+
+    settings = _settings(database_url)
+    _ensure_schema(settings, apply=False)
+    run_cli_sweep(settings, once=once, interval=interval, echo=typer.echo)
+
+
+@goldcard_app.command("evaluate")
+def goldcard_evaluate(database_url: DatabaseUrl = None) -> None:
+    """Evaluate every provider and service for a gold card: grant, renew or let lapse."""
+    from wiserpa.goldcard.service import run_cli_evaluation
+
+    settings = _settings(database_url)
+    _ensure_schema(settings, apply=False)
+    run_cli_evaluation(settings, echo=typer.echo)
+
+
+fhir_app = typer.Typer(help="FHIR PAS notifications.", no_args_is_help=True)
+app.add_typer(fhir_app, name="fhir")
+
+
+@fhir_app.command("deliver")
+def fhir_deliver(
+    once: Annotated[bool, typer.Option("--once", help="One delivery pass, then exit")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes")] = 5.0,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Send due subscription notifications from the outbox (retries with backoff; safe beside the app)."""
+    from wiserpa.fhir.subscriptions import run_cli_delivery
+
+    settings = _settings(database_url)
+    _ensure_schema(settings, apply=False)
+    run_cli_delivery(settings, once=once, interval=interval, echo=typer.echo)
+
+
+@app.command()
+def simulate(
+    state: Annotated[str, typer.Option(help="WISeR state")] = "WA",
+    year: Annotated[int, typer.Option(help="Performance year")] = 2026,
+    profiles: Annotated[str, typer.Option(help="Comma-separated policy profiles")] = "wiser-2026,asa-reform",
+    scale: Annotated[float, typer.Option(help="Fraction of the state's volume (and reviewer capacity)")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same results)")] = 2026,
+    out: Annotated[Path | None, typer.Option(help="Write CSV, SVG charts and report.html here")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Add each asa-reform section alone")] = False,
+    png: Annotated[bool, typer.Option("--png", help="Also a PNG chart (matplotlib)")] = False,
+    clinicians: Annotated[float | None, typer.Option(help="Reviewer clinicians (default: assumptions)")] = None,
+    store: Annotated[bool, typer.Option("--store", help="Store the run for the oversight page")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Simulate a year of WISeR under each policy profile, through the real services."""
+    from wiserpa.sim.engine import Scenario
+    from wiserpa.sim.outputs import run_cli
+
+    scenario = Scenario(state=state.upper(), year=year, profiles=tuple(p.strip() for p in profiles.split(",")),
+                        scale=scale, seed=seed, compare=compare, clinicians=clinicians)
+    store_url = None
+    if store:
+        settings = _settings(database_url)
+        _ensure_schema(settings, apply=False)
+        store_url = settings.database_url
+    run_cli(scenario, out=out, png=png, store_url=store_url, echo=typer.echo)
 
 
 def main() -> None:
