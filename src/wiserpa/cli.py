@@ -172,8 +172,15 @@ def keys_revoke(
         if not revoke_key(session, prefix=prefix, now=now):
             err.print(f"[red]no active key with prefix {prefix}[/red]")
             raise typer.Exit(1)
-        record(session, actor=Actor("cli", "admin"), action="key.revoke", object_type="api_key",
-               object_id=prefix, outcome="revoked", at=now)
+        record(
+            session,
+            actor=Actor("cli", "admin"),
+            action="key.revoke",
+            object_type="api_key",
+            object_id=prefix,
+            outcome="revoked",
+            at=now,
+        )
         session.commit()
     typer.echo(f"revoked key {prefix}")
 
@@ -233,8 +240,9 @@ def keys_create(
     typer.echo(key)
 
 
-def _organization_id(session: Session, organization: str | None, role: Role, state: str | None,
-                     now: dt.datetime) -> int | None:
+def _organization_id(
+    session: Session, organization: str | None, role: Role, state: str | None, now: dt.datetime
+) -> int | None:
     from sqlalchemy import select
 
     from wiserpa.auth.models import Organization, OrgKind
@@ -321,8 +329,12 @@ app.add_typer(goldcard_app, name="goldcard")
 
 @app.command()
 def sweep(
-    once: Annotated[bool, typer.Option("--once", help="Sweep once and exit (default: every interval)")] = False,
-    interval: Annotated[float | None, typer.Option(help="Seconds between sweeps (default from settings)")] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Sweep once and exit (default: every interval)")
+    ] = False,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between sweeps (default from settings)")
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Materialize deemed approvals and record missed deadlines (safe beside other sweepers)."""
@@ -366,12 +378,16 @@ def simulate(
     state: Annotated[str, typer.Option(help="WISeR state")] = "WA",
     year: Annotated[int, typer.Option(help="Performance year")] = 2026,
     profiles: Annotated[str, typer.Option(help="Comma-separated policy profiles")] = "wiser-2026,asa-reform",
-    scale: Annotated[float, typer.Option(help="Fraction of the state's volume (and reviewer capacity)")] = 1.0,
+    scale: Annotated[
+        float, typer.Option(help="Fraction of the state's volume (and reviewer capacity)")
+    ] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same results)")] = 2026,
     out: Annotated[Path | None, typer.Option(help="Write CSV, SVG charts and report.html here")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Add each asa-reform section alone")] = False,
     png: Annotated[bool, typer.Option("--png", help="Also a PNG chart (matplotlib)")] = False,
-    clinicians: Annotated[float | None, typer.Option(help="Reviewer clinicians (default: assumptions)")] = None,
+    clinicians: Annotated[
+        float | None, typer.Option(help="Reviewer clinicians (default: assumptions)")
+    ] = None,
     store: Annotated[bool, typer.Option("--store", help="Store the run for the oversight page")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -379,8 +395,15 @@ def simulate(
     from wiserpa.sim.engine import Scenario
     from wiserpa.sim.outputs import run_cli
 
-    scenario = Scenario(state=state.upper(), year=year, profiles=tuple(p.strip() for p in profiles.split(",")),
-                        scale=scale, seed=seed, compare=compare, clinicians=clinicians)
+    scenario = Scenario(
+        state=state.upper(),
+        year=year,
+        profiles=tuple(p.strip() for p in profiles.split(",")),
+        scale=scale,
+        seed=seed,
+        compare=compare,
+        clinicians=clinicians,
+    )
     store_url = None
     if store:
         settings = _settings(database_url)
