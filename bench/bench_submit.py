@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.factories import body  # noqa: E402
+
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
 from wiserpa.auth.service import create_organization, create_user, issue_key  # noqa: E402
 from wiserpa.policy.clock import SystemClock  # noqa: E402
@@ -54,7 +55,9 @@ def wait_up(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"server at {url} did not start")
 
 
-def run_wrk(url: str, body_file: Path, headers: dict[str, str], duration: int, connections: int) -> dict[str, float]:
+def run_wrk(
+    url: str, body_file: Path, headers: dict[str, str], duration: int, connections: int
+) -> dict[str, float]:
     """Run wrk with the submit script; return requests/s, p50 and p99 in ms, and non-2xx count."""
     lua = body_file.with_suffix(".lua")
     template = (ROOT / "bench" / "submit.lua").read_text()
@@ -65,7 +68,9 @@ def run_wrk(url: str, body_file: Path, headers: dict[str, str], duration: int, c
     lua.write_text(preamble + template)
     out = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(lua), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
@@ -76,7 +81,12 @@ def run_wrk(url: str, body_file: Path, headers: dict[str, str], duration: int, c
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": float(non2xx.group(1)) if non2xx else 0}
+    return {
+        "rps": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "errors": float(non2xx.group(1)) if non2xx else 0,
+    }
 
 
 def prepare_database(url: str) -> str:
@@ -101,11 +111,27 @@ def serve(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 def measure(db_label: str, url: str, duration: int, connections: int, workdir: Path) -> dict[str, object]:
     """Bare endpoint and submit endpoint, back to back, same machine state."""
     key = prepare_database(url)
-    env = {**os.environ, "WISERPA_DATABASE_URL": url, "WISERPA_SWEEP_INTERVAL_SECONDS": "0",
-           "WISERPA_LOG_JSON": "false"}
+    env = {
+        **os.environ,
+        "WISERPA_DATABASE_URL": url,
+        "WISERPA_SWEEP_INTERVAL_SECONDS": "0",
+        "WISERPA_LOG_JSON": "false",
+    }
     bare_port, app_port = free_port(), free_port()
-    bare = serve([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(bare_port),
-                  "--log-level", "warning", "--no-access-log"], env)
+    bare = serve(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_app:app",
+            "--port",
+            str(bare_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env,
+    )
     app = serve([sys.executable, "-m", "wiserpa.cli", "serve", "--port", str(app_port)], env)
     try:
         wait_up(f"http://127.0.0.1:{bare_port}/docs")
@@ -114,14 +140,21 @@ def measure(db_label: str, url: str, duration: int, connections: int, workdir: P
         payload["beneficiary"]["mbi"] = "__MBI__"
         body_file = workdir / f"body-{db_label}.json"
         body_file.write_text(json.dumps(payload))
-        probe = httpx.post(f"http://127.0.0.1:{app_port}/api/v1/requests",
-                           content=body_file.read_text().replace("__MBI__", "1EG4TE5MK73"),
-                           headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        probe = httpx.post(
+            f"http://127.0.0.1:{app_port}/api/v1/requests",
+            content=body_file.read_text().replace("__MBI__", "1EG4TE5MK73"),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
         assert probe.status_code == 201, probe.text
         run_wrk(f"http://127.0.0.1:{bare_port}/echo", body_file, {}, 2, connections)  # warm-up
         base = run_wrk(f"http://127.0.0.1:{bare_port}/echo", body_file, {}, duration, connections)
-        sub = run_wrk(f"http://127.0.0.1:{app_port}/api/v1/requests", body_file,
-                      {"Authorization": f"Bearer {key}"}, duration, connections)
+        sub = run_wrk(
+            f"http://127.0.0.1:{app_port}/api/v1/requests",
+            body_file,
+            {"Authorization": f"Bearer {key}"},
+            duration,
+            connections,
+        )
     finally:
         for proc in (bare, app):
             proc.terminate()
@@ -131,7 +164,9 @@ def measure(db_label: str, url: str, duration: int, connections: int, workdir: P
 
 def main() -> None:
     """Run and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--postgres-url", default=os.environ.get("WISERPA_TEST_POSTGRES_URL"))
@@ -156,8 +191,10 @@ def main() -> None:
         for label, key in (("bare FastAPI /echo", "bare"), ("POST /api/v1/requests", "submit")):
             m = r[key]
             assert isinstance(m, dict)
-            print(f"{r['database']:<11} {label:<22} {m['rps']:>8.0f} {m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} "
-                  f"{m['errors']:>8.0f}")
+            print(
+                f"{r['database']:<11} {label:<22} {m['rps']:>8.0f} {m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} "
+                f"{m['errors']:>8.0f}"
+            )
         print(f"{r['database']:<11} submit / bare = {r['ratio']:.0%}  (goal ≥ 35%)")
 
 

@@ -35,9 +35,11 @@ class Settings(BaseSettings):
         default=False, description="Allow subscription delivery to loopback/private hosts (tests only)"
     )
     fee_schedule: Path | None = Field(
-        default=None, description="CSV of allowed amounts per code (default: the packaged 2026 national table)"
+        default=None,
+        description="CSV of allowed amounts per code (default: the packaged 2026 national table)",
     )
     experience_public_intake: bool = Field(
-        default=False, description="Accept anonymous experience reports (rate-limited, never shown one by one)"
+        default=False,
+        description="Accept anonymous experience reports (rate-limited, never shown one by one)",
     )
     log_json: bool = True

@@ -61,7 +61,9 @@ def make_submission(
 ) -> dict[str, Any]:
     """A JSON submission for one service; `case` picks complete, incomplete, unmet or exempt facts."""
     cat = catalog.categories[category]
-    primaries = [c for c in cat.codes if c not in cat.add_on_codes and _effective(catalog, c, date_of_service)]
+    primaries = [
+        c for c in cat.codes if c not in cat.add_on_codes and _effective(catalog, c, date_of_service)
+    ]
     code = rng.choice(primaries)
     info = catalog.code_info(code)
     lines: list[dict[str, Any]] = [{"code": code, "units": 1}]
