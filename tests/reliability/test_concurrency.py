@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.factories import body
 from tests.reliability.server import PG_ENV, Server, fresh_database, make_key
+from wiserpa.audit.models import AuditEntry
+from wiserpa.audit.service import verify
 from wiserpa.auth.models import Role
-from wiserpa.requests.models import PaRequest
+from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.store.db import make_engine, make_sessionmaker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -141,7 +144,40 @@ def test_concurrent_same_idempotency_key_creates_one_request(pg_server: dict[str
     assert n == 1
 
 
-def test_concurrent_sweeps_if_present(pg_server: dict[str, Any], tmp_path: Path) -> None:
-    """Placeholder that turns on when the deadlines module lands (concurrent sweeps materialize once)."""
-    pytest.importorskip("wiserpa.deadlines.service")
-    pytest.skip("deadlines module present: add the concurrent-sweep test here (see docs/reliability.md)")
+def test_sweep_processes_deem_each_request_exactly_once(pg_server: dict[str, Any]) -> None:
+    """Two `wiserpa sweep --once` processes at once, beside the server's own sweeper: one deemed approval each."""
+    base, provider, url = pg_server["server"].base_url, pg_server["provider"], pg_server["url"]
+    ids = [_pended(base, provider, seed=800 + i)["id"] for i in range(30)]
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        # The server reads the wall clock, so move these deadlines into the past rather than wait 72 hours.
+        conn.execute(
+            update(PaRequest)
+            .where(PaRequest.id.in_(ids))
+            .values(due_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+        )
+    env = {**os.environ, "WISERPA_DATABASE_URL": url}
+    cmd = [sys.executable, "-m", "wiserpa.cli", "sweep", "--once"]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    with make_sessionmaker(engine)() as session:
+        deemed = session.execute(
+            select(Decision.request_id, func.count())
+            .where(Decision.request_id.in_(ids), Decision.kind == "deemed")
+            .group_by(Decision.request_id)
+        ).all()
+        audited = session.execute(
+            select(AuditEntry.object_id, func.count())
+            .where(AuditEntry.action == "request.deemed", AuditEntry.object_id.in_([str(i) for i in ids]))
+            .group_by(AuditEntry.object_id)
+        ).all()
+        statuses = set(session.scalars(select(PaRequest.status).where(PaRequest.id.in_(ids))))
+        chain = verify(session)
+    engine.dispose()
+    assert statuses == {"deemed_affirmed"}
+    assert sorted(r for r, _ in deemed) == sorted(ids) and {n for _, n in deemed} == {1}
+    assert len(audited) == len(ids) and {n for _, n in audited} == {1}
+    assert chain.ok, chain.problems
