@@ -129,7 +129,7 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve after creating the data")
     ] = True,
-    requests: Annotated[int, typer.Option(help="How many synthetic requests to generate")] = 400,
+    requests: Annotated[int, typer.Option(help="How many synthetic requests to generate")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed")] = 2026,
 ) -> None:
     """Create a demo database with synthetic data, print demo API keys per role, then serve."""
