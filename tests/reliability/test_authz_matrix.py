@@ -104,7 +104,134 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("GET", "/login"): public(),
     ("POST", "/login"): row(401, 303, 303, 303, 303, 303, 303),
     ("POST", "/logout"): public(403),  # no CSRF token: refused for everyone
+    # --- claims, pre-payment reviews, appeals (docs/claims.md): objects of provider_own's organization, in TX
+    ("POST", "/api/v1/claims"): row(401, 201, 201, 403, 403, 403, 403),
+    ("GET", "/api/v1/claims/stats"): row(401, 403, 403, 200, 200, 200, 200),
+    ("GET", "/api/v1/claims/reviews"): row(401, 403, 403, 200, 200, 200, 200),
+    ("GET", "/api/v1/claims/reviews/{review_id}"): row(401, 200, 404, 200, 404, 200, 200),
+    ("POST", "/api/v1/claims/reviews/{review_id}/documents"): row(401, 200, 404, 403, 403, 403, 403),
+    ("POST", "/api/v1/claims/reviews/{review_id}/decision"): row(401, 403, 403, 200, 404, 403, 403),
+    ("GET", "/api/v1/claims/{claim_id}"): row(401, 200, 404, 200, 404, 200, 200),
+    ("POST", "/api/v1/claims/{claim_id}/lines/{seq}/appeal"): row(401, 200, 404, 403, 403, 403, 403),
+    ("POST", "/api/v1/claims/{claim_id}/lines/{seq}/appeal/outcome"): row(401, 403, 403, 403, 403, 200, 200),
+    ("POST", "/fhir/Claim"): row(401, 422, 422, 422, 422, 422, 422),  # empty body: refused once authenticated
+    # --- deadlines and penalties (docs/safeguards.md)
+    ("GET", "/api/v1/deadlines/misses"): row(401, 403, 403, 200, 200, 200, 200),
+    ("GET", "/api/v1/penalties"): row(401, 403, 403, 200, 200, 200, 200),
+    # --- exemptions (docs/safeguards.md): a fresh exempt request per call
+    ("POST", "/api/v1/requests/{request_id}/exemption-audit"): row(401, 403, 403, 201, 404, 201, 403),
+    ("GET", "/api/v1/exemptions/report"): row(401, 200, 200, 200, 200, 200, 200),
+    # --- gold cards (docs/safeguards.md); no card exists here, so allowed callers get 404 (and an appeal by
+    # anyone but the card's provider is a 404 too: goldcard.service.appeal does not reveal a card)
+    ("GET", "/api/v1/gold-cards"): row(401, 200, 200, 200, 200, 200, 200),
+    ("POST", "/api/v1/gold-cards/{card_id}/sample-review"): row(401, 403, 403, 404, 404, 404, 403),
+    ("POST", "/api/v1/gold-cards/{card_id}/appeal"): row(401, 404, 404, 404, 404, 404, 404),
+    # --- review workflow (docs/api.md)
+    ("GET", "/api/v1/requests/{request_id}/workflow"): row(401, 200, 404, 200, 404, 200, 200),
+    ("POST", "/api/v1/requests/{request_id}/information-requests"): row(401, 403, 403, 201, 404, 403, 403),
+    ("POST", "/api/v1/requests/{request_id}/information-requests/{information_request_id}/response"): row(
+        401, 200, 404, 403, 403, 403, 403
+    ),
+    ("POST", "/api/v1/requests/{request_id}/peer-to-peer"): row(401, 201, 404, 201, 404, 403, 403),
+    ("POST", "/api/v1/requests/{request_id}/peer-to-peer/{p2p_id}/schedule"): row(
+        401, 200, 404, 200, 404, 403, 403
+    ),
+    ("POST", "/api/v1/requests/{request_id}/peer-to-peer/{p2p_id}/outcome"): row(
+        401, 403, 403, 200, 404, 403, 403
+    ),
+    # --- support tickets (docs/support-and-experience.md)
+    ("POST", "/api/v1/support/tickets"): row(401, 201, 201, 403, 403, 403, 403),
+    ("GET", "/api/v1/support/tickets"): row(401, 200, 200, 200, 200, 200, 200),
+    ("GET", "/api/v1/support/tickets/{ticket_id}"): row(401, 200, 404, 200, 404, 200, 200),
+    ("POST", "/api/v1/support/tickets/{ticket_id}/messages"): row(401, 200, 404, 200, 404, 403, 403),
+    ("POST", "/api/v1/support/tickets/{ticket_id}/resolve"): row(401, 200, 404, 200, 404, 403, 403),
+    ("POST", "/api/v1/support/tickets/{ticket_id}/reopen"): row(401, 200, 404, 403, 403, 403, 403),
+    ("GET", "/api/v1/support/compliance"): row(401, 403, 403, 200, 200, 200, 200),
+    # --- experience reports (docs/support-and-experience.md): participants' staff never read them
+    ("GET", "/api/v1/experience/taxonomy"): public(),
+    ("POST", "/api/v1/experience/reports"): row(401, 201, 201, 403, 403, 403, 403),
+    ("POST", "/api/v1/experience/public-reports"): public(404),  # public intake is off unless configured
+    ("GET", "/api/v1/experience/reports"): row(401, 200, 200, 403, 403, 200, 200),
+    ("GET", "/api/v1/experience/reports/{report_id}"): row(401, 200, 404, 403, 403, 200, 200),
+    ("GET", "/api/v1/experience/patterns"): row(401, 403, 403, 403, 403, 200, 200),
+    ("GET", "/api/v1/experience/export.csv"): row(401, 403, 403, 403, 403, 200, 200),
+    ("GET", "/api/v1/experience/brief.md"): row(401, 403, 403, 403, 403, 200, 200),
+    # --- public reporting (docs/reporting.md): aggregate, suppressed, no PHI
+    ("GET", "/api/v1/public/cms0057"): public(),
+    ("GET", "/api/v1/public/compensation"): public(),
+    ("GET", "/api/v1/public/metrics"): public(),
+    ("GET", "/api/v1/public/schema"): public(),
+    ("GET", "/public"): public(),
+    ("GET", "/public/"): public(),
+    ("GET", "/public/cms0057"): public(),
+    ("GET", "/public/compensation"): public(),
+    ("GET", "/public/data/metrics.csv"): public(),
+    ("GET", "/public/data/metrics.json"): public(),
+    ("GET", "/public/methodology"): public(),
+    ("GET", "/public/participants/{state}"): public(),
+    # --- oversight pages
+    ("GET", "/oversight/reports"): row(303, 403, 403, 403, 403, 200, 200),
+    ("GET", "/oversight/simulations"): row(303, 403, 403, 403, 403, 200, 200),
+    ("GET", "/oversight/simulations/{run_id}"): row(303, 403, 403, 403, 403, 404, 404),  # no stored run
+    # --- FHIR (docs/fhir-conformance.md); bodies are empty, so authorized callers get 400
+    ("GET", "/fhir/metadata"): public(),
+    ("GET", "/cds-services"): public(),
+    ("POST", "/cds-services/{service_id}"): row(401, 400, 400, 400, 400, 400, 400),
+    ("POST", "/fhir/Claim/$submit"): row(401, 400, 400, 403, 403, 403, 403),
+    ("POST", "/fhir/Claim/$inquire"): row(401, 400, 400, 400, 400, 400, 400),
+    ("POST", "/fhir/Questionnaire/$questionnaire-package"): row(401, 400, 400, 400, 400, 400, 400),
+    ("GET", "/fhir/Questionnaire/{qid}"): row(401, 200, 200, 200, 200, 200, 200),
+    ("POST", "/fhir/Subscription"): row(401, 400, 400, 403, 403, 403, 403),
+    ("GET", "/fhir/Subscription"): row(401, 200, 200, 403, 403, 403, 403),
+    ("GET", "/fhir/Subscription/{sub_id}"): row(401, 200, 404, 403, 403, 403, 403),
+    ("GET", "/fhir/Subscription/{sub_id}/$status"): row(401, 200, 404, 403, 403, 403, 403),
+    ("DELETE", "/fhir/Subscription/{sub_id}"): row(401, 204, 404, 403, 403, 403, 403),
+    # --- web pages (docs/web.md): anonymous → 303 to /login, wrong role → 403 page, out of scope → 404;
+    # forms are posted without a CSRF token, so every signed-in caller is refused
+    ("GET", "/requests"): row(303, 200, 200, 200, 200, 200, 200),
+    ("GET", "/requests/new"): row(303, 200, 200, 403, 403, 403, 403),
+    ("POST", "/requests/new"): row(303, 403, 403, 403, 403, 403, 403),
+    ("GET", "/requests/{request_id}"): row(303, 200, 404, 200, 404, 200, 200),
+    ("POST", "/requests/{request_id}/resubmit"): row(303, 403, 403, 403, 403, 403, 403),
+    ("POST", "/requests/{request_id}/information/{info_id}"): row(303, 403, 403, 403, 403, 403, 403),
+    ("POST", "/requests/{request_id}/peer-to-peer"): row(303, 403, 403, 403, 403, 403, 403),
+    ("GET", "/review"): row(303, 403, 403, 200, 200, 403, 403),
+    ("GET", "/review/{request_id}"): row(303, 403, 403, 200, 404, 403, 403),
+    ("POST", "/review/{request_id}/decision"): row(303, 403, 403, 403, 403, 403, 403),
+    ("POST", "/review/{request_id}/information"): row(303, 403, 403, 403, 403, 403, 403),
+    ("POST", "/review/{request_id}/peer-to-peer"): row(303, 403, 403, 403, 403, 403, 403),
+    ("GET", "/support"): row(303, 200, 200, 200, 200, 200, 200),
+    ("GET", "/support/new"): row(303, 200, 200, 403, 403, 403, 403),
+    ("POST", "/support/new"): row(303, 403, 403, 403, 403, 403, 403),
+    ("GET", "/support/{ticket_id}"): row(303, 200, 404, 200, 404, 200, 200),
+    ("POST", "/support/{ticket_id}/message"): row(303, 403, 403, 403, 403, 403, 403),
+    ("POST", "/support/{ticket_id}/resolve"): row(303, 403, 403, 403, 403, 403, 403),
+    ("POST", "/support/{ticket_id}/reopen"): row(303, 403, 403, 403, 403, 403, 403),
+    ("GET", "/experience/new"): row(303, 200, 200, 403, 403, 403, 403),
+    ("POST", "/experience/new"): row(303, 403, 403, 403, 403, 403, 403),
+    ("GET", "/experience/patterns"): row(303, 403, 403, 403, 403, 200, 200),
 }
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a maker of test objects needs: the client, the callers and the clock."""
+
+    client: TestClient
+    actors: dict[str, Actor | None]
+    clock: FixedClock
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    def actor(self, role: str) -> Actor:
+        """A caller that is not anonymous."""
+        actor = self.actors[role]
+        assert actor is not None
+        return actor
+
+    def seed(self) -> int:
+        """A new seed, so each made object has its own beneficiary."""
+        self.counter[0] += 1
+        return 300 + self.counter[0]
 
 
 @dataclass(frozen=True)
@@ -114,6 +241,7 @@ class Ctx:
     request_id: int
     actors: dict[str, Actor | None]
     role: str
+    ids: dict[str, str] = field(default_factory=dict)  # path values and data made by Call.make
 
 
 @dataclass(frozen=True)
@@ -124,11 +252,179 @@ class Call:
     json: Callable[[Ctx], Any] | None = None
     form: Callable[[Ctx], dict[str, str]] | None = None
     fresh: str | None = None  # "pended" or "withdrawn": a new request of provider_own per call
+    make: Callable[[Env], dict[str, str]] | None = None  # objects the call needs (claim, ticket, ...)
+    per_call: bool = False  # make them anew for every caller (the call changes them), else once per test
+    billing: bool = False  # call after the date of service (claims bill services already rendered)
 
 
 def _login_form(ctx: Ctx) -> dict[str, str]:
     actor = ctx.actors[ctx.role]
     return {"api_key": actor.key if actor else "wpa_000000000000_not-a-key", "next": "/"}
+
+
+def _ok(resp: Any, status: int = 201) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    out: dict[str, Any] = resp.json()
+    return out
+
+
+def _pended(env: Env) -> dict[str, Any]:
+    """A pended request of provider_own (TX) with at least one unmet criterion."""
+    return _ok(env.client.post("/api/v1/requests", json=body(case="unmet", seed=env.seed()),
+                               headers=env.actor("provider_own").headers))  # fmt: skip
+
+
+def _unmet(view: dict[str, Any]) -> str:
+    return str(next(r["criterion_id"] for r in view["criteria_results"] if r["result"] == "unmet"))
+
+
+def _claim_body(seed: int) -> dict[str, Any]:
+    """A claim for the service and beneficiary of body(case="unmet", seed=seed)."""
+    from tests.claims.helpers import claim, line
+
+    request = body(case="unmet", seed=seed)
+    return claim([line(request["lines"][0]["code"], pos=request["place_of_service"])], seed=seed)
+
+
+def _post_claim(env: Env, seed: int) -> dict[str, Any]:
+    """A claim of provider_own for body(seed=...)'s beneficiary, billed after the date of service."""
+    from tests.claims.helpers import AFTER_DOS
+
+    before = env.clock.now()
+    env.clock.set(AFTER_DOS)
+    try:
+        return _ok(env.client.post("/api/v1/claims", json=_claim_body(seed),
+                                   headers=env.actor("provider_own").headers))  # fmt: skip
+    finally:
+        env.clock.set(before)
+
+
+def make_claim(env: Env) -> dict[str, str]:
+    """A claim whose line was denied: its request was non-affirmed by reviewer_own."""
+    view = _pended(env)
+    seed = env.seed() - 1
+    _ok(env.client.post(f"/api/v1/requests/{view['id']}/decision",
+                        json={"decision": "non_affirm", "reasons": [_unmet(view)]},
+                        headers=env.actor("reviewer_own").headers), 200)  # fmt: skip
+    made = _post_claim(env, seed)
+    assert made["lines"][0]["outcome"] == "denied", made["lines"][0]
+    return {"claim_id": str(made["id"]), "seq": "0"}
+
+
+def make_appealed_claim(env: Env) -> dict[str, str]:
+    """A denied claim line under appeal."""
+    from tests.claims.helpers import AFTER_DOS
+
+    ids = make_claim(env)
+    before = env.clock.now()
+    env.clock.set(AFTER_DOS)
+    _ok(env.client.post(f"/api/v1/claims/{ids['claim_id']}/lines/0/appeal", json={"reason": "criteria met"},
+                        headers=env.actor("provider_own").headers), 200)  # fmt: skip
+    env.clock.set(before)
+    return ids
+
+
+def make_review(env: Env) -> dict[str, str]:
+    """A pre-payment review: a claim line billed without an authorization."""
+    made = _post_claim(env, env.seed())
+    return {"review_id": str(made["lines"][0]["prepayment_review"]["id"])}
+
+
+def make_documented_review(env: Env) -> dict[str, str]:
+    """A pre-payment review whose documentation leaves a criterion unmet: a reviewer decides it."""
+    ids = make_review(env)
+    facts = body(case="unmet")["clinical_facts"]
+    _ok(env.client.post(f"/api/v1/claims/reviews/{ids['review_id']}/documents", json={"clinical_facts": facts},
+                        headers=env.actor("provider_own").headers), 200)  # fmt: skip
+    return ids
+
+
+def make_exempt(env: Env) -> dict[str, str]:
+    """An exempt request of provider_own, ready for an exemption audit."""
+    view = _ok(env.client.post("/api/v1/requests", json=body(case="exempt", seed=env.seed()),
+                               headers=env.actor("provider_own").headers))  # fmt: skip
+    return {"request_id": str(view["id"])}
+
+
+def make_information_request(env: Env) -> dict[str, str]:
+    """A request for information by reviewer_own on a pended request."""
+    view = _pended(env)
+    info = _ok(env.client.post(f"/api/v1/requests/{view['id']}/information-requests",
+                               json={"criterion_ids": [_unmet(view)]},
+                               headers=env.actor("reviewer_own").headers))  # fmt: skip
+    return {
+        "request_id": str(view["id"]),
+        "information_request_id": str(info["id"]),
+        "info_id": str(info["id"]),
+    }
+
+
+def make_pended_with_criterion(env: Env) -> dict[str, str]:
+    """A pended request and one of its unmet criteria."""
+    view = _pended(env)
+    return {"request_id": str(view["id"]), "criterion": _unmet(view)}
+
+
+def make_p2p(env: Env) -> dict[str, str]:
+    """A peer-to-peer asked for by provider_own."""
+    view = _pended(env)
+    p2p = _ok(env.client.post(f"/api/v1/requests/{view['id']}/peer-to-peer", json={"note": "any afternoon"},
+                              headers=env.actor("provider_own").headers))  # fmt: skip
+    return {"request_id": str(view["id"]), "p2p_id": str(p2p["id"])}
+
+
+TICKET = {"category": "portal_access", "subject": "Cannot sign in", "description": "Locked out since 9am."}
+
+
+def make_ticket(env: Env) -> dict[str, str]:
+    """A support ticket of provider_own (TX)."""
+    t = _ok(
+        env.client.post("/api/v1/support/tickets", json=TICKET, headers=env.actor("provider_own").headers)
+    )
+    return {"ticket_id": str(t["id"])}
+
+
+def make_resolved_ticket(env: Env) -> dict[str, str]:
+    """A resolved support ticket of provider_own."""
+    ids = make_ticket(env)
+    _ok(env.client.post(f"/api/v1/support/tickets/{ids['ticket_id']}/resolve", json={},
+                        headers=env.actor("provider_own").headers), 200)  # fmt: skip
+    return ids
+
+
+REPORT = {
+    "state": "TX",
+    "service_code": "62323",
+    "requested_on": "2026-02-02",
+    "decided_on": "2026-02-21",
+    "obstacles": ["portal_outage"],
+    "impact": "delayed_care",
+    "narrative": "The epidural was delayed 19 days; the portal rejected the upload three times.",
+}
+
+
+def make_report(env: Env) -> dict[str, str]:
+    """An experience report of provider_own."""
+    r = _ok(
+        env.client.post("/api/v1/experience/reports", json=REPORT, headers=env.actor("provider_own").headers)
+    )
+    return {"report_id": str(r["id"])}
+
+
+def make_subscription(env: Env) -> dict[str, str]:
+    """A FHIR Subscription of provider_own."""
+    from tests.fhir.test_subscriptions_api import good
+
+    sub = _ok(env.client.post("/fhir/Subscription", json=good(), headers=env.actor("provider_own").headers))
+    return {"sub_id": str(sub["id"])}
+
+
+def make_questionnaire(env: Env) -> dict[str, str]:
+    """The id of a published DTR Questionnaire."""
+    from wiserpa.fhir.dtr import questionnaire_id
+
+    rt: Runtime = env.client.app.state.runtime  # type: ignore[attr-defined]
+    return {"qid": questionnaire_id(next(iter(rt.criteria.policies.values())).policy_id)}
 
 
 LOOKUP = {"code": "64483", "state": "TX", "date_of_service": "2026-03-20"}
@@ -144,9 +440,84 @@ CALLS: dict[tuple[str, str], Call] = {
         json=lambda _: {"decision": "affirm"}, fresh="pended"
     ),
     ("POST", "/login"): Call(form=_login_form),
+    ("POST", "/api/v1/claims"): Call(json=lambda ctx: _claim_body(ROLES.index(ctx.role) + 60), billing=True),
+    ("GET", "/api/v1/claims/reviews/{review_id}"): Call(make=make_review),
+    ("POST", "/api/v1/claims/reviews/{review_id}/documents"): Call(
+        json=lambda _: {"clinical_facts": body()["clinical_facts"]}, make=make_review, per_call=True
+    ),
+    ("POST", "/api/v1/claims/reviews/{review_id}/decision"): Call(
+        json=lambda _: {"decision": "affirm"}, make=make_documented_review, per_call=True
+    ),
+    ("GET", "/api/v1/claims/{claim_id}"): Call(make=make_claim),
+    ("POST", "/api/v1/claims/{claim_id}/lines/{seq}/appeal"): Call(
+        json=lambda _: {"reason": "criteria met"}, make=make_claim, per_call=True
+    ),
+    ("POST", "/api/v1/claims/{claim_id}/lines/{seq}/appeal/outcome"): Call(
+        json=lambda _: {"outcome": "overturned", "decided_on": "2026-03-21"},
+        make=make_appealed_claim,
+        billing=True,
+        per_call=True,
+    ),
+    ("POST", "/api/v1/requests/{request_id}/exemption-audit"): Call(
+        json=lambda _: {"appropriate": True}, make=make_exempt, per_call=True
+    ),
+    ("POST", "/api/v1/gold-cards/{card_id}/sample-review"): Call(
+        json=lambda ctx: {"reviewed": [{"request_id": ctx.request_id, "appropriate": True}] * 5}
+    ),
+    ("POST", "/api/v1/gold-cards/{card_id}/appeal"): Call(json=lambda _: {"reason": "the case met the LCD"}),
+    ("POST", "/api/v1/requests/{request_id}/information-requests"): Call(
+        json=lambda ctx: {"criterion_ids": [ctx.ids["criterion"]]},
+        make=make_pended_with_criterion,
+        per_call=True,
+    ),
+    ("POST", "/api/v1/requests/{request_id}/information-requests/{information_request_id}/response"): Call(
+        json=lambda _: {"note": "imaging attached"}, make=make_information_request, per_call=True
+    ),
+    ("POST", "/api/v1/requests/{request_id}/peer-to-peer"): Call(
+        json=lambda _: {"note": "mornings"}, fresh="pended"
+    ),
+    ("POST", "/api/v1/requests/{request_id}/peer-to-peer/{p2p_id}/schedule"): Call(
+        json=lambda _: {"scheduled_for": "2026-03-05T20:00:00Z"}, make=make_p2p, per_call=True
+    ),
+    ("POST", "/api/v1/requests/{request_id}/peer-to-peer/{p2p_id}/outcome"): Call(
+        json=lambda _: {"outcome": "no_show"}, make=make_p2p, per_call=True
+    ),
+    ("POST", "/api/v1/support/tickets"): Call(json=lambda _: TICKET),
+    ("GET", "/api/v1/support/tickets/{ticket_id}"): Call(make=make_ticket),
+    ("POST", "/api/v1/support/tickets/{ticket_id}/messages"): Call(
+        json=lambda _: {"body": "any news?"}, make=make_ticket
+    ),
+    ("POST", "/api/v1/support/tickets/{ticket_id}/resolve"): Call(
+        json=lambda _: {}, make=make_ticket, per_call=True
+    ),
+    ("POST", "/api/v1/support/tickets/{ticket_id}/reopen"): Call(
+        json=lambda _: {"reason": "still locked out"}, make=make_resolved_ticket, per_call=True
+    ),
+    ("POST", "/api/v1/experience/reports"): Call(json=lambda _: REPORT),
+    ("POST", "/api/v1/experience/public-reports"): Call(json=lambda _: REPORT),
+    ("GET", "/api/v1/experience/reports/{report_id}"): Call(make=make_report),
+    ("GET", "/fhir/Questionnaire/{qid}"): Call(make=make_questionnaire),
+    ("GET", "/fhir/Subscription/{sub_id}"): Call(make=make_subscription),
+    ("GET", "/fhir/Subscription/{sub_id}/$status"): Call(make=make_subscription),
+    ("DELETE", "/fhir/Subscription/{sub_id}"): Call(make=make_subscription, per_call=True),
+    ("GET", "/support/{ticket_id}"): Call(make=make_ticket),
+    ("POST", "/support/{ticket_id}/message"): Call(form=lambda _: {"body": "any news?"}, make=make_ticket),
+    ("POST", "/support/{ticket_id}/resolve"): Call(form=lambda _: {}, make=make_ticket),
+    ("POST", "/support/{ticket_id}/reopen"): Call(form=lambda _: {"reason": "x"}, make=make_resolved_ticket),
+    ("POST", "/requests/{request_id}/information/{info_id}"): Call(
+        form=lambda _: {"note": "attached"}, make=make_information_request
+    ),
 }
-# Concrete values for path templates; {request_id} comes from the request under test.
-PATH_VALUES: dict[str, str] = {"/static": "/static/wiserpa.css"}
+# Concrete values for path templates; {request_id} comes from the request under test, other {names} from the
+# ids a Call's `make` returns.
+PATH_VALUES: dict[str, str] = {
+    "/static": "/static/wiserpa.css",
+    "/public/participants/{state}": "/public/participants/TX",
+    "/api/v1/gold-cards/{card_id}/sample-review": "/api/v1/gold-cards/999999/sample-review",
+    "/api/v1/gold-cards/{card_id}/appeal": "/api/v1/gold-cards/999999/appeal",
+    "/oversight/simulations/{run_id}": "/oversight/simulations/999999",
+    "/cds-services/{service_id}": "/cds-services/order-sign",
+}
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -178,6 +549,7 @@ def actors(make_actor: Callable[..., Actor]) -> dict[str, Actor | None]:
 def app_client(rt: Runtime) -> Iterator[TestClient]:
     """A client that does not follow redirects (a 303 to /login is an answer) and never raises."""
     rt.settings.auth_failure_limit = 10_000  # the matrix makes many anonymous calls on purpose
+    rt.settings.webhook_allow_private = True  # Subscriptions to a local receiver, without DNS lookups
     with TestClient(create_app(rt), follow_redirects=False, raise_server_exceptions=False) as c:
         yield c
 
@@ -201,7 +573,9 @@ def _new_request(client: TestClient, owner: Actor, state: str, seed: int) -> int
 
 def _call(client: TestClient, method: str, path: str, ctx: Ctx) -> int:
     spec = CALLS.get((method, path), Call())
-    url = PATH_VALUES.get(path, path).replace("{request_id}", str(ctx.request_id))
+    url = PATH_VALUES.get(path, path)
+    for name, value in {"request_id": str(ctx.request_id), **ctx.ids}.items():
+        url = url.replace("{" + name + "}", value)
     unresolved = re.findall(r"{(\w+)}", url)
     assert not unresolved, f"{method} {path}: add a value for {unresolved} to PATH_VALUES or CALLS"
     headers, cookies = _auth(ctx.actors[ctx.role])
@@ -237,12 +611,16 @@ def test_matrix_has_no_stale_rows(app_client: TestClient) -> None:
     assert not stale, f"rows for routes the app does not serve: {stale}"
 
 
-def test_authorization_matrix(app_client: TestClient, actors: dict[str, Actor | None]) -> None:
+def test_authorization_matrix(
+    app_client: TestClient, actors: dict[str, Actor | None], clock: FixedClock
+) -> None:
     """Every route × caller answers with the status the table gives (all mismatches reported at once)."""
     owner = actors["provider_own"]
     assert owner is not None
     shared = _new_request(app_client, owner, "pended", seed=1)
     served = _app_routes(app_client)
+    env = Env(app_client, actors, clock)
+    made: dict[Any, dict[str, str]] = {}
     mismatches: list[str] = []
     calls = 0
     for (method, path), expected_row in sorted(EXPECTED.items()):
@@ -251,7 +629,20 @@ def test_authorization_matrix(app_client: TestClient, actors: dict[str, Actor | 
         spec = CALLS.get((method, path), Call())
         for n, role in enumerate(ROLES):
             rid = _new_request(app_client, owner, spec.fresh, seed=200 + n) if spec.fresh else shared
-            got = _call(app_client, method, path, Ctx(rid, actors, role))
+            ids: dict[str, str] = {}
+            if spec.make is not None:
+                if spec.per_call or spec.make not in made:
+                    made[spec.make] = spec.make(env)
+                ids = made[spec.make]
+            if "request_id" in ids:
+                rid = int(ids["request_id"])
+            before = clock.now()
+            if spec.billing:
+                from tests.claims.helpers import AFTER_DOS
+
+                clock.set(AFTER_DOS)
+            got = _call(app_client, method, path, Ctx(rid, actors, role, ids))
+            clock.set(before)
             calls += 1
             want = expected_row[role]
             ok = got in want if isinstance(want, frozenset) else got == want
@@ -269,11 +660,9 @@ def _public_paths(client: TestClient) -> list[str]:
     paths += [
         r.path
         for r in iter_routes(client.app)  # type: ignore[arg-type]
-        if r.method == "GET"
-        and r.path.startswith("/public")
-        and "{" not in r.path
+        if r.method == "GET" and r.path.startswith(("/public", "/api/v1/public"))
     ]
-    return paths
+    return [PATH_VALUES.get(p, p) for p in paths]
 
 
 def test_public_endpoints_show_no_phi(app_client: TestClient, actors: dict[str, Actor | None]) -> None:

@@ -252,10 +252,10 @@ def _outcome(status: int, issues: list[Issue]) -> JSONResponse:
 
 @router.post("/fhir/Claim", tags=["fhir"], status_code=201)
 def fhir_claim(
+    principal: PrincipalDep,  # first: an anonymous caller gets 401 whatever the body (dependencies run in order)
     raw: RawBody,
     session: SessionDep,
     rt: RuntimeDep,
-    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Submit a FHIR R4 Claim (use = claim); the answer is a ClaimResponse, errors an OperationOutcome."""

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from wiserpa.exemptions import service
-from wiserpa.http import IdempotencyKey, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
+from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
 from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 
 router = APIRouter(prefix="/api/v1", tags=["exemptions"])
@@ -26,7 +26,7 @@ class ExemptionAuditIn(BaseModel):
 
 @router.post("/requests/{request_id}/exemption-audit", status_code=201)
 def exemption_audit(
-    request_id: int,
+    request_id: IdPath,
     body: ExemptionAuditIn,
     raw: RawBody,
     session: SessionDep,

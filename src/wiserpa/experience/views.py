@@ -18,7 +18,7 @@ from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, Invalid
 from wiserpa.experience import service
 from wiserpa.experience.taxonomy import Obstacle, PatientImpact, labels
-from wiserpa.http import IdPath, PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep
 from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 from wiserpa.web.auth import csrf_form, page_roles
 from wiserpa.web.views import page_router, redirect, register_nav, render
@@ -28,13 +28,6 @@ router = APIRouter(prefix="/api/v1/experience", tags=["experience"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 NARRATIVE_MAX = 4000
 StateQ = Annotated[str | None, Query(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")]
-
-
-async def _raw_json(request: Request) -> Any:
-    return await request.json()
-
-
-RawBody = Annotated[Any, Depends(_raw_json)]
 
 
 class ReportIn(BaseModel):
@@ -56,7 +49,9 @@ class ReportIn(BaseModel):
     narrative: str = Field(
         min_length=1, max_length=NARRATIVE_MAX, description="No patient identifiers: such text is rejected"
     )
-    request_id: int | None = Field(default=None, ge=1, description="A request of your organization")
+    request_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="A request of your organization"
+    )
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``service.submit_report``."""
@@ -183,7 +178,7 @@ def list_reports(
     session: SessionDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """Your organization's reports (providers) or all reports (oversight), newest first."""
     items, total = service.list_reports(session, principal=principal, limit=limit, offset=offset)

@@ -55,7 +55,13 @@ async def deliverer(app: FastAPI) -> AsyncIterator[None]:
         worker.stop()
 
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], lifespan=deliverer)
+class FhirJSONResponse(JSONResponse):
+    """JSON with the FHIR media type; as the router's default class it is what /openapi.json declares."""
+
+    media_type = FHIR_JSON
+
+
+router = APIRouter(prefix="/fhir", tags=["fhir"], lifespan=deliverer, default_response_class=FhirJSONResponse)
 cds_router = APIRouter(prefix="/cds-services", tags=["crd"])
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from wiserpa.goldcard import service
-from wiserpa.http import IdempotencyKey, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
+from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
 from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 
 router = APIRouter(prefix="/api/v1/gold-cards", tags=["gold cards"])
@@ -36,7 +36,7 @@ class CaseIn(BaseModel):
     """One reviewed case."""
 
     model_config = ConfigDict(extra="forbid")
-    request_id: int
+    request_id: int = Field(ge=1, le=2**63 - 1)
     appropriate: bool
 
 
@@ -71,7 +71,7 @@ def _post(
 
 @router.post("/{card_id}/sample-review")
 def sample_review(
-    card_id: int,
+    card_id: IdPath,
     body: SampleReviewIn,
     raw: RawBody,
     session: SessionDep,
@@ -97,7 +97,7 @@ def sample_review(
 
 @router.post("/{card_id}/appeal", status_code=201)
 def appeal(
-    card_id: int,
+    card_id: IdPath,
     body: AppealIn,
     raw: RawBody,
     session: SessionDep,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -16,6 +16,8 @@ router = APIRouter(prefix="/api/v1", tags=["policy"])
 
 Code = Annotated[str, Query(min_length=4, max_length=5, description="CPT/HCPCS code")]
 StateQ = Annotated[str, Query(min_length=2, max_length=2)]
+# The catalog's COVERAGE_TYPES, as a type: an unknown coverage is a 422 naming `coverage`, not a crash.
+Coverage = Literal["original_medicare", "medicare_advantage", "va", "ihs"]
 
 
 @router.get("/catalog")
@@ -50,7 +52,7 @@ def lookup(
     state: StateQ,
     date_of_service: dt.date,
     place_of_service: Annotated[str, Query(pattern=r"^\d{2}$")] = "11",
-    coverage: Annotated[str, Query(max_length=30)] = "original_medicare",
+    coverage: Coverage = "original_medicare",
     emergency: bool = False,
 ) -> dict[str, Any]:
     """Does this code, in this state, on this date of service, at this place of service, need PA? And why."""

@@ -102,7 +102,7 @@ class AttachmentIn(Strict):
 
     title: str = Field(max_length=200)
     content_type: str = Field(default="application/pdf", max_length=100)
-    size_bytes: int | None = Field(default=None, ge=0)
+    size_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import NotFound
-from wiserpa.http import SessionDep
+from wiserpa.http import IdPath, SessionDep
 from wiserpa.sim import outputs
 from wiserpa.web.auth import page_roles
 from wiserpa.web.views import page_router, register_nav, render
@@ -34,7 +34,7 @@ def simulations(request: Request, principal: OversightPrincipal, session: Sessio
 
 @router.get("/oversight/simulations/{run_id}", response_class=HTMLResponse)
 def simulation(
-    request: Request, run_id: int, principal: OversightPrincipal, session: SessionDep
+    request: Request, run_id: IdPath, principal: OversightPrincipal, session: SessionDep
 ) -> HTMLResponse:
     """One stored run: the side-by-side table, outcomes, calibration and charts."""
     run = outputs.load_run(session, run_id)

@@ -14,7 +14,7 @@ from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import Invalid
 from wiserpa.experience.taxonomy import TicketCategory, labels
-from wiserpa.http import IdPath, PrincipalDep, RuntimeDep, SessionDep
+from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep
 from wiserpa.store.idempotency import Outcome, fingerprint, run_once
 from wiserpa.support import service
 from wiserpa.web.auth import WebPrincipal, csrf_form, page_roles
@@ -25,13 +25,6 @@ router = APIRouter(prefix="/api/v1/support", tags=["support"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-async def _raw_json(request: Request) -> Any:
-    return await request.json()
-
-
-RawBody = Annotated[Any, Depends(_raw_json)]
-
-
 class TicketIn(BaseModel):
     """A new support ticket. ``state`` defaults to the linked request's state, else your organization's."""
 
@@ -40,7 +33,7 @@ class TicketIn(BaseModel):
     subject: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=4000)
     state: str | None = Field(default=None, min_length=2, max_length=2)
-    request_id: int | None = Field(default=None, ge=1)
+    request_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     urgent_trigger: str | None = Field(
         default=None,
         max_length=40,
@@ -124,7 +117,7 @@ def list_tickets(
     state: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     breached: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """Tickets in your scope (practice: yours; participant staff: your state; oversight: all)."""
     page = service.list_tickets(

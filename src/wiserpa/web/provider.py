@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, FieldError, Invalid
-from wiserpa.http import RuntimeDep, SessionDep
+from wiserpa.http import IdPath, RuntimeDep, SessionDep
 from wiserpa.policy import views as policy_views
 from wiserpa.requests import service as requests
 from wiserpa.requests.schemas import SubmitRequestIn
@@ -369,7 +369,7 @@ def _reasons(view: dict[str, Any]) -> list[dict[str, Any]]:
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
 def request_page(
-    request: Request, request_id: int, session: SessionDep, rt: RuntimeDep, principal: WebPrincipal
+    request: Request, request_id: IdPath, session: SessionDep, rt: RuntimeDep, principal: WebPrincipal
 ) -> HTMLResponse:
     """One request: status, UTN, due time, decision, reasons with citations, criteria, history, workflow."""
     req = requests.get(session, rt, principal=principal, request_id=request_id)
@@ -406,7 +406,7 @@ def _resubmit_fields(rt: Runtime, req: Any) -> list[dict[str, Any]]:
 @router.post("/requests/{request_id}/resubmit", response_class=HTMLResponse)
 def resubmit_page(
     request: Request,
-    request_id: int,
+    request_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: ProviderPrincipal,
@@ -457,8 +457,8 @@ def resubmit_page(
 @router.post("/requests/{request_id}/information/{info_id}", response_class=HTMLResponse)
 def answer_information(
     request: Request,
-    request_id: int,
-    info_id: int,
+    request_id: IdPath,
+    info_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: ProviderPrincipal,
@@ -485,7 +485,7 @@ def answer_information(
 @router.post("/requests/{request_id}/peer-to-peer", response_class=HTMLResponse)
 def ask_peer_to_peer(
     request: Request,
-    request_id: int,
+    request_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: WebPrincipal,

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, Invalid
-from wiserpa.http import RuntimeDep, SessionDep
+from wiserpa.http import IdPath, RuntimeDep, SessionDep
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
 from wiserpa.requests.status import OPEN
@@ -114,7 +114,7 @@ def _zone(rt: Runtime, req: PaRequest) -> str:
 
 @router.get("/review/{request_id}", response_class=HTMLResponse)
 def decide_page(
-    request: Request, request_id: int, session: SessionDep, rt: RuntimeDep, principal: ReviewerPrincipal
+    request: Request, request_id: IdPath, session: SessionDep, rt: RuntimeDep, principal: ReviewerPrincipal
 ) -> HTMLResponse:
     """One request for review: summary, criteria with citations, workflow and the decision form."""
     return _page(request, session, rt, principal, request_id)
@@ -123,7 +123,7 @@ def decide_page(
 @router.post("/review/{request_id}/decision", response_class=HTMLResponse)
 def decide_post(
     request: Request,
-    request_id: int,
+    request_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: ReviewerPrincipal,
@@ -188,7 +188,7 @@ def decide_post(
 @router.post("/review/{request_id}/information", response_class=HTMLResponse)
 def information_post(
     request: Request,
-    request_id: int,
+    request_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: ReviewerPrincipal,
@@ -234,7 +234,7 @@ def _local_time(rt: Runtime, request_id: int, session: Any, raw: str) -> dt.date
 @router.post("/review/{request_id}/peer-to-peer", response_class=HTMLResponse)
 def p2p_post(
     request: Request,
-    request_id: int,
+    request_id: IdPath,
     session: SessionDep,
     rt: RuntimeDep,
     principal: ReviewerPrincipal,
