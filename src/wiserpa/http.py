@@ -160,6 +160,20 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "body"
 
 
+def _needs_key(request: Request) -> bool:
+    """True when the matched route authenticates its caller (get_principal somewhere in its dependencies)."""
+    route = request.scope.get("route")
+    stack = [getattr(route, "dependant", None)]
+    while stack:
+        dependant = stack.pop()
+        if dependant is None:
+            continue
+        if dependant.call is get_principal:
+            return True
+        stack.extend(dependant.dependencies)
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every expected error becomes a clear JSON 4xx naming the field."""
 
@@ -179,7 +193,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=409)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _needs_key(request) and _token(request, request.headers.get("authorization")) is None:
+            # FastAPI parses a malformed body before any dependency runs; answer "who are you?" first.
+            return JSONResponse(Unauthorized().to_dict(), status_code=401)
         fields = []
         for err in exc.errors():
             msg = str(err.get("msg", "invalid"))

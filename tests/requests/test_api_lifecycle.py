@@ -241,3 +241,10 @@ def test_body_size_limit(client: TestClient, make_actor) -> None:
         "/api/v1/requests", content=huge, headers={**provider.headers, "Content-Type": "application/json"}
     )
     assert r.status_code == 413
+
+
+def test_anonymous_malformed_body_is_401_not_422(client: TestClient) -> None:
+    r = client.post("/api/v1/requests", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 401
+    public = client.get("/api/v1/catalog/lookup", params={"code": "64483"})  # missing fields on a public route
+    assert public.status_code == 422

@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
 from wiserpa.auth.models import Role
+from wiserpa.auth.scope import load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
 from wiserpa.claims.models import Claim, ClaimLine, PrepaymentReview
 from wiserpa.claims.schemas import ClaimLineIn, DocumentsIn, LineOutcome, SubmitClaimIn
@@ -136,19 +137,7 @@ def configured_fee_schedule(rt: Runtime) -> FeeSchedule:
 
 def claim_scope(principal: Principal) -> ColumnElement[bool]:
     """SQL condition selecting the claims this principal may see."""
-    if principal.role is Role.PROVIDER:
-        return Claim.organization_id == principal.organization_id
-    if principal.role is Role.REVIEWER:
-        return Claim.state == principal.state
-    return and_(True)
-
-
-def _can_see(principal: Principal, claim: Claim) -> bool:
-    if principal.role is Role.PROVIDER:
-        return claim.organization_id == principal.organization_id
-    if principal.role is Role.REVIEWER:
-        return claim.state == principal.state
-    return principal.role in (Role.OVERSIGHT, Role.ADMIN)
+    return scope_condition(principal, Claim)
 
 
 def load_claim(
@@ -161,23 +150,9 @@ def load_claim(
     for_update: bool = False,
 ) -> Claim:
     """A claim the principal may see, or NotFound (another organization's claim is a 404)."""
-    stmt = select(Claim).where(Claim.id == claim_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    claim = session.scalars(stmt).first()
-    if claim is None or not _can_see(principal, claim):
-        audit.record(
-            session,
-            actor=principal.actor,
-            action=action,
-            object_type="claim",
-            object_id=claim_id,
-            outcome="not_found",
-            at=rt.clock.now(),
-        )
-        session.commit()
-        raise NotFound(f"claim {claim_id} not found")
-    return claim
+    return load_in_scope(
+        session, rt, principal, Claim, claim_id, object_type="claim", action=action, for_update=for_update
+    )
 
 
 # ------------------------------------------------------------------------------------------- authorizations

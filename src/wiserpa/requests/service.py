@@ -15,8 +15,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
 from wiserpa.auth.models import Role
+from wiserpa.auth.scope import in_scope, load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
-from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid
 from wiserpa.goldcard.service import active_gold_card
 from wiserpa.policy.clock import due_time
 from wiserpa.policy.criteria import HistoryItem, coerce_facts, validate_facts
@@ -65,20 +66,12 @@ DECISION_KIND_BY_OUTCOME = {
 
 def scope_filter(principal: Principal) -> ColumnElement[bool]:
     """SQL condition selecting the requests this principal may see."""
-    if principal.role is Role.PROVIDER:
-        return PaRequest.organization_id == principal.organization_id
-    if principal.role is Role.REVIEWER:
-        return PaRequest.state == principal.state
-    return and_(True)
+    return scope_condition(principal, PaRequest)
 
 
 def can_see(principal: Principal, request: PaRequest) -> bool:
     """Object-level check mirroring `scope_filter`."""
-    if principal.role is Role.PROVIDER:
-        return request.organization_id == principal.organization_id
-    if principal.role is Role.REVIEWER:
-        return request.state == principal.state
-    return principal.role in (Role.OVERSIGHT, Role.ADMIN)
+    return in_scope(principal, request)
 
 
 def load_visible(
@@ -91,23 +84,16 @@ def load_visible(
     for_update: bool = False,
 ) -> PaRequest:
     """Fetch a request the principal may see, or raise NotFound (another organization's id is a 404)."""
-    stmt = select(PaRequest).where(PaRequest.id == request_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    request = session.scalars(stmt).first()
-    if request is None or not can_see(principal, request):
-        audit.record(
-            session,
-            actor=principal.actor,
-            action=action,
-            object_type="request",
-            object_id=request_id,
-            outcome="not_found",
-            at=rt.clock.now(),
-        )
-        session.commit()
-        raise NotFound(f"request {request_id} not found")
-    return request
+    return load_in_scope(
+        session,
+        rt,
+        principal,
+        PaRequest,
+        request_id,
+        object_type="request",
+        action=action,
+        for_update=for_update,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- submit

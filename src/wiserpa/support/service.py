@@ -28,8 +28,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
 from wiserpa.auth.models import Organization, Role
+from wiserpa.auth.scope import load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
-from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, NotFound, invalid
+from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, invalid
 from wiserpa.experience.taxonomy import TicketCategory
 from wiserpa.policy.clock import BusinessCalendar, Duration, due_time
 from wiserpa.policy.profiles import PolicyProfile, calendar_for
@@ -128,33 +129,20 @@ def _open_breach_sql(now: dt.datetime) -> ColumnElement[bool]:
 # ---------------------------------------------------------------------------------------------- scope
 
 
-def _scope(principal: Principal) -> ColumnElement[bool]:
-    if principal.role is Role.PROVIDER:
-        return SupportTicket.organization_id == principal.organization_id
-    if principal.role is Role.REVIEWER:
-        return SupportTicket.state == principal.state
-    return and_(True)
-
-
-def _can_see(principal: Principal, ticket: SupportTicket) -> bool:
-    if principal.role is Role.PROVIDER:
-        return ticket.organization_id == principal.organization_id
-    if principal.role is Role.REVIEWER:
-        return ticket.state == principal.state
-    return principal.role in (Role.OVERSIGHT, Role.ADMIN)
-
-
 def get_ticket(
     session: Session, rt: Runtime, *, principal: Principal, ticket_id: int, for_update: bool = False
 ) -> SupportTicket:
     """A ticket in the caller's scope, or NotFound (another organization's ticket is a 404 too)."""
-    stmt = select(SupportTicket).where(SupportTicket.id == ticket_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    ticket = session.scalars(stmt).first()
-    if ticket is None or not _can_see(principal, ticket):
-        raise NotFound(f"support ticket {ticket_id} not found")
-    return ticket
+    return load_in_scope(
+        session,
+        rt,
+        principal,
+        SupportTicket,
+        ticket_id,
+        object_type="support_ticket",
+        action="ticket.read",
+        for_update=for_update,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- operations
@@ -402,7 +390,7 @@ def list_tickets(
     join = and_(
         SupportCycle.ticket_id == SupportTicket.id, SupportCycle.seq == SupportTicket.reopen_count + 1
     )
-    where = [_scope(principal)]
+    where = [scope_condition(principal, SupportTicket)]
     if status:
         where.append(SupportTicket.status == status)
     if state:

@@ -1,0 +1,68 @@
+"""Object-level scope, written once: providers see their organization's objects, reviewers their participant's
+state, oversight and admin everything. An object outside the caller's scope is indistinguishable from a
+missing one (404), and the refused lookup is audited."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from wiserpa.audit import service as audit
+from wiserpa.auth.models import Role
+from wiserpa.auth.service import Principal
+from wiserpa.errors import NotFound
+from wiserpa.runtime import Runtime
+
+T = TypeVar("T")
+
+
+def scope_condition(principal: Principal, model: Any) -> ColumnElement[bool]:
+    """SQL condition selecting the rows of `model` (with organization_id and state columns) the caller may see."""
+    if principal.role is Role.PROVIDER:
+        return model.organization_id == principal.organization_id
+    if principal.role is Role.REVIEWER:
+        return model.state == principal.state
+    return and_(True)
+
+
+def in_scope(principal: Principal, obj: Any) -> bool:
+    """The same rule as `scope_condition`, for an object already loaded."""
+    if principal.role is Role.PROVIDER:
+        return bool(obj.organization_id == principal.organization_id)
+    if principal.role is Role.REVIEWER:
+        return bool(obj.state == principal.state)
+    return principal.role in (Role.OVERSIGHT, Role.ADMIN)
+
+
+def load_in_scope(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    model: type[T],
+    object_id: int,
+    *,
+    object_type: str,
+    action: str,
+    for_update: bool = False,
+) -> T:
+    """Fetch one object the caller may see, or audit the refusal and raise NotFound."""
+    stmt = select(model).where(model.id == object_id)  # type: ignore[attr-defined]
+    if for_update:
+        stmt = stmt.with_for_update()
+    obj = session.scalars(stmt).first()
+    if obj is None or not in_scope(principal, obj):
+        audit.record(
+            session,
+            actor=principal.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            outcome="not_found",
+            at=rt.clock.now(),
+        )
+        session.commit()
+        raise NotFound(f"{object_type.replace('_', ' ')} {object_id} not found")
+    return obj
