@@ -18,7 +18,7 @@ from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal, authenticate
 from wiserpa.errors import ApiError, FieldError, Forbidden, Invalid
 from wiserpa.runtime import Runtime
-from wiserpa.store.idempotency import IdempotencyConflict, Outcome
+from wiserpa.store.idempotency import IdempotencyConflict, Outcome, fingerprint, run_once
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -130,6 +130,18 @@ def if_match_version(if_match: str | None) -> int | None:
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
     return int(tag) if tag.isdigit() else -1
+
+
+def once(session: Session, rt: Runtime, *, scope: str, key: str | None, raw: Any, work: Any) -> Outcome:
+    """Run a POST's unit of work once per Idempotency-Key within `scope` (whose keys these are), and commit it."""
+    return run_once(
+        session,
+        scope=scope,
+        key=key,
+        fingerprint_=fingerprint("POST", scope, raw),
+        now=rt.clock.now(),
+        work=work,
+    )
 
 
 def respond(outcome: Outcome, *, location: str | None = None) -> JSONResponse:

@@ -19,8 +19,8 @@ from wiserpa.claims.schemas import (
 )
 from wiserpa.errors import ApiError
 from wiserpa.fhir.outcome import FhirError, Issue, operation_outcome
-from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
-from wiserpa.store.idempotency import IdempotencyConflict, Outcome, fingerprint, run_once
+from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once, respond
+from wiserpa.store.idempotency import IdempotencyConflict, Outcome
 
 router = APIRouter(tags=["claims"])
 LineSeq = Annotated[int, Path(ge=0, le=999, description="Line number on the claim, from 0")]
@@ -57,13 +57,8 @@ def submit_claim(
         claim = service.submit_claim(session, rt, principal=principal, data=body, raw=raw)
         return Outcome(201, _claim_body(session, rt, claim))
 
-    outcome = run_once(
-        session,
-        scope=f"org:{principal.organization_id}:claim",
-        key=idempotency_key,
-        fingerprint_=fingerprint("POST", API, raw),
-        now=rt.clock.now(),
-        work=work,
+    outcome = once(
+        session, rt, scope=f"org:{principal.organization_id}:claim", key=idempotency_key, raw=raw, work=work
     )
     return respond(outcome, location=f"{API}/{outcome.body.get('id')}")
 
@@ -120,12 +115,12 @@ def submit_documents(
         session.flush()
         return Outcome(200, service.review_view(review, now=rt.clock.now()))
 
-    outcome = run_once(
+    outcome = once(
         session,
+        rt,
         scope=f"org:{principal.organization_id}:ppr-docs:{review_id}",
         key=idempotency_key,
-        fingerprint_=fingerprint("POST", f"ppr/{review_id}/documents", raw),
-        now=rt.clock.now(),
+        raw=raw,
         work=work,
     )
     return respond(outcome)
@@ -156,12 +151,12 @@ def decide_review(
         session.flush()
         return Outcome(200, {**service.review_view(review, now=rt.clock.now()), "applied": applied})
 
-    outcome = run_once(
+    outcome = once(
         session,
+        rt,
         scope=f"user:{principal.user_id}:ppr-decision:{review_id}",
         key=idempotency_key,
-        fingerprint_=fingerprint("POST", f"ppr/{review_id}/decision", raw),
-        now=rt.clock.now(),
+        raw=raw,
         work=work,
     )
     return respond(outcome)
@@ -195,12 +190,12 @@ def appeal_line(
         )
         return Outcome(200, _claim_body(session, rt, claim))
 
-    outcome = run_once(
+    outcome = once(
         session,
+        rt,
         scope=f"org:{principal.organization_id}:appeal:{claim_id}:{seq}",
         key=idempotency_key,
-        fingerprint_=fingerprint("POST", f"appeal/{claim_id}/{seq}", raw),
-        now=rt.clock.now(),
+        raw=raw,
         work=work,
     )
     return respond(outcome)
@@ -232,12 +227,12 @@ def appeal_outcome(
         )
         return Outcome(200, _claim_body(session, rt, claim))
 
-    outcome = run_once(
+    outcome = once(
         session,
+        rt,
         scope=f"user:{principal.user_id}:appeal-outcome:{claim_id}:{seq}",
         key=idempotency_key,
-        fingerprint_=fingerprint("POST", f"appeal-outcome/{claim_id}/{seq}", raw),
-        now=rt.clock.now(),
+        raw=raw,
         work=work,
     )
     return respond(outcome)
@@ -271,12 +266,12 @@ def fhir_claim(
         return Outcome(201, claim_response(view, raw, now=rt.clock.now()))
 
     try:
-        outcome = run_once(
+        outcome = once(
             session,
+            rt,
             scope=f"org:{principal.organization_id}:fhir-claim",
             key=idempotency_key,
-            fingerprint_=fingerprint("POST", "/fhir/Claim", raw),
-            now=rt.clock.now(),
+            raw=raw,
             work=work,
         )
     except ApiError as exc:

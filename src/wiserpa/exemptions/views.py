@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from wiserpa.exemptions import service
-from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
-from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once, respond
+from wiserpa.store.idempotency import Outcome
 
 router = APIRouter(prefix="/api/v1", tags=["exemptions"])
 
@@ -48,12 +48,12 @@ def exemption_audit(
         session.flush()
         return Outcome(201, service.audit_view(row))
 
-    outcome = run_once(
+    outcome = once(
         session,
+        rt,
         scope=f"user:{principal.user_id}:exemption-audit:{request_id}",
         key=idempotency_key,
-        fingerprint_=fingerprint("POST", f"exemption-audit/{request_id}", raw),
-        now=rt.clock.now(),
+        raw=raw,
         work=work,
     )
     return respond(outcome)

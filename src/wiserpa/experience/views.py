@@ -18,8 +18,8 @@ from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, Invalid
 from wiserpa.experience import service
 from wiserpa.experience.taxonomy import Obstacle, PatientImpact, labels
-from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep
-from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once
+from wiserpa.store.idempotency import Outcome
 from wiserpa.web.auth import csrf_form, page_roles
 from wiserpa.web.views import page_router, redirect, register_nav, render
 
@@ -146,13 +146,8 @@ def submit_report(
         return Outcome(201, service.report_view(r, with_reporter=True))
 
     return _created(
-        run_once(
-            session,
-            scope=f"user:{principal.user_id}:experience",
-            key=idempotency_key,
-            fingerprint_=fingerprint("POST", "/api/v1/experience/reports", raw),
-            now=rt.clock.now(),
-            work=work,
+        once(
+            session, rt, scope=f"user:{principal.user_id}:experience", key=idempotency_key, raw=raw, work=work
         )
     )
 

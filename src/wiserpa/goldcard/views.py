@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from wiserpa.goldcard import service
-from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
-from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once, respond
+from wiserpa.store.idempotency import Outcome
 
 router = APIRouter(prefix="/api/v1/gold-cards", tags=["gold cards"])
 
@@ -57,16 +57,7 @@ class AppealIn(BaseModel):
 def _post(
     session: Any, rt: Any, principal: Any, key: str | None, scope: str, raw: Any, work: Any
 ) -> JSONResponse:
-    return respond(
-        run_once(
-            session,
-            scope=f"user:{principal.user_id}:{scope}",
-            key=key,
-            fingerprint_=fingerprint("POST", scope, raw),
-            now=rt.clock.now(),
-            work=work,
-        )
-    )
+    return respond(once(session, rt, scope=f"user:{principal.user_id}:{scope}", key=key, raw=raw, work=work))
 
 
 @router.post("/{card_id}/sample-review")

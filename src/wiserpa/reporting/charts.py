@@ -31,7 +31,14 @@ __all__ = [
 
 # Okabe & Ito (2008), ordered so the first colours have the best contrast on white; yellow last.
 PALETTE: tuple[str, ...] = (
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#D55E00",
+    "#CC79A7",
+    "#56B4E9",
+    "#000000",
+    "#F0E442",
 )
 _SUPPRESSED_COLOUR = "#595959"  # 7:1 on white, readable as small text
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif"
@@ -288,8 +295,14 @@ def _bar(x: float, w: float, v: float, f: _Frame, colour: str, tooltip: str, cls
     )
 
 
-def _describe(kind: str, title: str, unit: str, names: Sequence[str], values: Sequence[float | None],
-              labels: Sequence[str]) -> str:
+def _describe(
+    kind: str,
+    title: str,
+    unit: str,
+    names: Sequence[str],
+    values: Sequence[float | None],
+    labels: Sequence[str],
+) -> str:
     """Screen-reader summary: what is plotted, the range, and how many values are suppressed."""
     present = [v for v in values if v is not None]
     hidden = len(values) - len(present)
@@ -364,8 +377,16 @@ def bar_chart(
     """One bar per (label, value); ``None`` is a labelled gap; empty input shows "No data"."""
     categories = [str(label) for label, _ in series]
     name = series_label or unit or title
-    return _bars_svg("bar-chart", categories, {name: [v for _, v in series]}, title=title, unit=unit,
-                     width=width, height=height, chart_id=chart_id)
+    return _bars_svg(
+        "bar-chart",
+        categories,
+        {name: [v for _, v in series]},
+        title=title,
+        unit=unit,
+        width=width,
+        height=height,
+        chart_id=chart_id,
+    )
 
 
 def grouped_bar_chart(
@@ -379,8 +400,16 @@ def grouped_bar_chart(
     chart_id: str | None = None,
 ) -> str:
     """Clustered bars: one cluster per category, one coloured bar per group (legend = group names)."""
-    return _bars_svg("grouped-bar-chart", [str(c) for c in categories], groups, title=title, unit=unit,
-                     width=width, height=height, chart_id=chart_id)
+    return _bars_svg(
+        "grouped-bar-chart",
+        [str(c) for c in categories],
+        groups,
+        title=title,
+        unit=unit,
+        width=width,
+        height=height,
+        chart_id=chart_id,
+    )
 
 
 def line_chart(
@@ -408,8 +437,9 @@ def line_chart(
     any_hidden = any(v is None for v in flat)
     legend = _legend_items(names, any_hidden)
     f, rotate = _frame(flat, labels, legend, width, height, include_zero=include_zero)
-    parts = _open_svg(kind, title, _describe("Line chart", title, unit, names, flat, labels), width, height,
-                      chart_id)
+    parts = _open_svg(
+        kind, title, _describe("Line chart", title, unit, names, flat, labels), width, height, chart_id
+    )
     parts += _axes(f, unit)
     slot = (f.right - f.left) / len(labels)
 
@@ -431,14 +461,17 @@ def line_chart(
             pen_down = True
         parts.append(f'<g class="series" data-series="{_attr(name)}">')
         if d:
-            parts.append(f'<path d="{" ".join(d)}" fill="none" stroke="{colour}" stroke-width="2.5" '
-                         f'stroke-linejoin="round"/>')
+            parts.append(
+                f'<path d="{" ".join(d)}" fill="none" stroke="{colour}" stroke-width="2.5" '
+                f'stroke-linejoin="round"/>'
+            )
         for i, v in enumerate(values):
             who = labels[i] if len(names) == 1 else f"{name}, {labels[i]}"
             if v is None:
                 # Stagger markers of different series so they do not overprint each other.
-                parts.append(_suppressed_mark(x_at(i) - 4 + 9 * j - 4.5 * (len(names) - 1), f,
-                                              f"{who}: suppressed", 9))
+                parts.append(
+                    _suppressed_mark(x_at(i) - 4 + 9 * j - 4.5 * (len(names) - 1), f, f"{who}: suppressed", 9)
+                )
             else:
                 parts.append(
                     f'<circle class="point" cx="{_n(x_at(i))}" cy="{_n(f.y(v))}" r="3.5" fill="{colour}" '
@@ -509,6 +542,15 @@ def histogram(
     else:
         shown = [float(c) for c in counts]
     labels = [f"{_fmt(round(a, 4))}–{_fmt(round(b, 4))} {unit}".rstrip() for a, b in pairwise(edges)]
-    return _bars_svg("histogram", labels, {"count": shown}, title=title, unit=count_unit, width=width,
-                     height=height, chart_id=chart_id, gap=0.04,
-                     legend_names=[f"{count_unit} per bin of {unit}".strip()])
+    return _bars_svg(
+        "histogram",
+        labels,
+        {"count": shown},
+        title=title,
+        unit=count_unit,
+        width=width,
+        height=height,
+        chart_id=chart_id,
+        gap=0.04,
+        legend_names=[f"{count_unit} per bin of {unit}".strip()],
+    )

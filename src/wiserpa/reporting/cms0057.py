@@ -57,10 +57,17 @@ class PaCounts:
 
     def __post_init__(self) -> None:
         """Reject counts that cannot come from one consistent data set."""
-        for name in ("standard_total", "standard_approved", "standard_denied",
-                     "standard_approved_after_appeal", "standard_extended_total",
-                     "standard_extended_approved", "expedited_total", "expedited_approved",
-                     "expedited_denied"):
+        for name in (
+            "standard_total",
+            "standard_approved",
+            "standard_denied",
+            "standard_approved_after_appeal",
+            "standard_extended_total",
+            "standard_extended_approved",
+            "expedited_total",
+            "expedited_approved",
+            "expedited_denied",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {v!r}")
@@ -118,8 +125,14 @@ def _single_count_metric(key: str, label: str, n: int, total: int) -> Metric:
     """A percentage whose numerator has no published complement: primary suppression only."""
     shown = suppress_counts({"n": n, "rest": total - n})
     shown_total = suppress_counts_total({"n": n, "rest": total - n})
-    return Metric(key, label, suppress_rate(shown["n"] is None, shown_total, _percent(n, total)), PERCENT,
-                  shown["n"], shown_total)
+    return Metric(
+        key,
+        label,
+        suppress_rate(shown["n"] is None, shown_total, _percent(n, total)),
+        PERCENT,
+        shown["n"],
+        shown_total,
+    )
 
 
 def _time_metrics(kind: str, hours: Sequence[float]) -> list[Metric]:
@@ -128,10 +141,22 @@ def _time_metrics(kind: str, hours: Sequence[float]) -> list[Metric]:
     mean = statistics.fmean(hours) if hours else None
     median = float(statistics.median(hours)) if hours else None
     return [
-        Metric(f"{kind}_mean_hours", f"Average time to decision, {kind} (hours)",
-               suppress_statistic(n, mean), HOURS, None, shown_n),
-        Metric(f"{kind}_median_hours", f"Median time to decision, {kind} (hours)",
-               suppress_statistic(n, median), HOURS, None, shown_n),
+        Metric(
+            f"{kind}_mean_hours",
+            f"Average time to decision, {kind} (hours)",
+            suppress_statistic(n, mean),
+            HOURS,
+            None,
+            shown_n,
+        ),
+        Metric(
+            f"{kind}_median_hours",
+            f"Median time to decision, {kind} (hours)",
+            suppress_statistic(n, median),
+            HOURS,
+            None,
+            shown_n,
+        ),
     ]
 
 
@@ -141,12 +166,18 @@ def cms0057_metrics(c: PaCounts) -> list[Metric]:
     expedited = _outcome_metrics("expedited", c.expedited_total, c.expedited_approved, c.expedited_denied)
     return [
         *standard,
-        _single_count_metric("standard_approved_after_appeal_pct",
-                             "% of standard requests approved after appeal",
-                             c.standard_approved_after_appeal, c.standard_total),
-        _single_count_metric("extended_approved_pct",
-                             "% of requests whose review was extended and then approved",
-                             c.standard_extended_approved, c.standard_total),
+        _single_count_metric(
+            "standard_approved_after_appeal_pct",
+            "% of standard requests approved after appeal",
+            c.standard_approved_after_appeal,
+            c.standard_total,
+        ),
+        _single_count_metric(
+            "extended_approved_pct",
+            "% of requests whose review was extended and then approved",
+            c.standard_extended_approved,
+            c.standard_total,
+        ),
         *expedited,
         *_time_metrics("standard", c.standard_hours),
         *_time_metrics("expedited", c.expedited_hours),

@@ -49,8 +49,14 @@ class ParticipantPeriod:
 
     def __post_init__(self) -> None:
         """Reject impossible combinations early: every later ratio assumes them."""
-        for name in ("reviews", "decided_on_time", "non_affirmed_lines", "overturned_denials", "audited",
-                     "audit_agreements"):
+        for name in (
+            "reviews",
+            "decided_on_time",
+            "non_affirmed_lines",
+            "overturned_denials",
+            "audited",
+            "audit_agreements",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
@@ -89,9 +95,15 @@ class CompensationParams:
 
     def __post_init__(self) -> None:
         """Keep both formulas monotone and bounded."""
-        for name in ("share_of_savings", "quality_adjustment_max", "reform_fee_per_review_usd",
-                     "timeliness_weight", "accuracy_weight", "overturn_penalty_weight",
-                     "agreement_rate_if_unaudited"):
+        for name in (
+            "share_of_savings",
+            "quality_adjustment_max",
+            "reform_fee_per_review_usd",
+            "timeliness_weight",
+            "accuracy_weight",
+            "overturn_penalty_weight",
+            "agreement_rate_if_unaudited",
+        ):
             _check_non_negative(name, getattr(self, name))
         if self.share_of_savings > 1:
             raise ValueError("share_of_savings is a fraction in [0, 1]")
@@ -155,9 +167,7 @@ def reform_formula(p: ParticipantPeriod, params: CompensationParams | None = Non
     overturn_rate_among_non_affirmations = (
         p.overturned_denials / p.non_affirmed_lines if p.non_affirmed_lines else 0.0
     )
-    agreement_rate = (
-        p.audit_agreements / p.audited if p.audited else params.agreement_rate_if_unaudited
-    )
+    agreement_rate = p.audit_agreements / p.audited if p.audited else params.agreement_rate_if_unaudited
     accuracy = agreement_rate * max(0.0, 1.0 - params.overturn_penalty_weight * overturn_rate)
     score = params.timeliness_weight * on_time_rate + params.accuracy_weight * accuracy
     base = p.reviews * params.reform_fee_per_review_usd

@@ -300,10 +300,24 @@ class _Solver:
                     objective[index[k]] = 1.0
             if not any(objective):
                 return key  # every cell under this total is published: it is plainly derivable
-            lo_res = linprog(objective, A_ub=a_ub or None, b_ub=b_ub or None, A_eq=a_eq or None,
-                             b_eq=b_eq or None, bounds=bounds, method="highs")
-            hi_res = linprog([-v for v in objective], A_ub=a_ub or None, b_ub=b_ub or None,
-                             A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds, method="highs")
+            lo_res = linprog(
+                objective,
+                A_ub=a_ub or None,
+                b_ub=b_ub or None,
+                A_eq=a_eq or None,
+                b_eq=b_eq or None,
+                bounds=bounds,
+                method="highs",
+            )
+            hi_res = linprog(
+                [-v for v in objective],
+                A_ub=a_ub or None,
+                b_ub=b_ub or None,
+                A_eq=a_eq or None,
+                b_eq=b_eq or None,
+                bounds=bounds,
+                method="highs",
+            )
             if lo_res.status != 0 and lo_res.status != 3:
                 return key  # solver trouble: be conservative and protect further
             if hi_res.status == 3:

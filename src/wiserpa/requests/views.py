@@ -18,12 +18,13 @@ from wiserpa.http import (
     RuntimeDep,
     SessionDep,
     if_match_version,
+    once,
     respond,
 )
 from wiserpa.requests import service
 from wiserpa.requests.schemas import AttachmentIn, SubmitRequestIn
 from wiserpa.requests.status import Status
-from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+from wiserpa.store.idempotency import Outcome
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
 
@@ -76,13 +77,8 @@ def submit_request(
         req = service.submit(session, rt, principal=principal, data=body, raw=raw)
         return Outcome(201, service.request_view(rt, req, now=rt.clock.now()))
 
-    outcome = run_once(
-        session,
-        scope=f"org:{principal.organization_id}:submit",
-        key=idempotency_key,
-        fingerprint_=fingerprint("POST", "/api/v1/requests", raw),
-        now=rt.clock.now(),
-        work=work,
+    outcome = once(
+        session, rt, scope=f"org:{principal.organization_id}:submit", key=idempotency_key, raw=raw, work=work
     )
     return _created(outcome)
 
@@ -170,12 +166,12 @@ def withdraw_request(
         session.flush()
         return Outcome(200, service.request_view(rt, req, now=rt.clock.now()))
 
-    outcome = run_once(
+    outcome = once(
         session,
+        rt,
         scope=f"user:{principal.user_id}:withdraw:{request_id}",
         key=idempotency_key,
-        fingerprint_=fingerprint("POST", f"withdraw/{request_id}", raw),
-        now=rt.clock.now(),
+        raw=raw,
         work=work,
     )
     return respond(outcome)
@@ -210,12 +206,12 @@ def resubmit_request(
         req = service.resubmit(session, rt, principal=principal, request_id=request_id, changes=changes)
         return Outcome(201, service.request_view(rt, req, now=rt.clock.now()))
 
-    outcome = run_once(
+    outcome = once(
         session,
+        rt,
         scope=f"org:{principal.organization_id}:resubmit:{request_id}",
         key=idempotency_key,
-        fingerprint_=fingerprint("POST", f"resubmit/{request_id}", raw),
-        now=rt.clock.now(),
+        raw=raw,
         work=work,
     )
     return _created(outcome)

@@ -16,12 +16,13 @@ from wiserpa.http import (
     RuntimeDep,
     SessionDep,
     if_match_version,
+    once,
     respond,
 )
 from wiserpa.requests import service as requests
 from wiserpa.requests.views import RequestPage
 from wiserpa.reviews import service
-from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+from wiserpa.store.idempotency import Outcome
 
 router = APIRouter(prefix="/api/v1", tags=["reviews"])
 
@@ -88,12 +89,12 @@ def decide(
         view["message"] = result.message
         return Outcome(200, view)
 
-    outcome = run_once(
+    outcome = once(
         session,
+        rt,
         scope=f"user:{principal.user_id}:decide:{request_id}",
         key=idempotency_key,
-        fingerprint_=fingerprint("POST", f"decide/{request_id}", raw),
-        now=rt.clock.now(),
+        raw=raw,
         work=work,
     )
     return respond(outcome)

@@ -9,11 +9,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, respond
+from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once, respond
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
 from wiserpa.reviews import workflow
-from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+from wiserpa.store.idempotency import Outcome
 
 router = APIRouter(prefix="/api/v1/requests", tags=["review workflow"])
 
@@ -92,12 +92,12 @@ def create_information_request(
         return Outcome(201, workflow.information_view(row, session.get(PaRequest, request_id)))
 
     return respond(
-        run_once(
+        once(
             session,
+            rt,
             scope=f"user:{principal.user_id}:info:{request_id}",
             key=idempotency_key,
-            fingerprint_=fingerprint("POST", f"info/{request_id}", raw),
-            now=rt.clock.now(),
+            raw=raw,
             work=work,
         )
     )
@@ -129,12 +129,12 @@ def answer_information_request(
         return Outcome(200, workflow.information_view(row))
 
     return respond(
-        run_once(
+        once(
             session,
+            rt,
             scope=f"user:{principal.user_id}:info-answer:{information_request_id}",
             key=idempotency_key,
-            fingerprint_=fingerprint("POST", f"info-answer/{information_request_id}", raw),
-            now=rt.clock.now(),
+            raw=raw,
             work=work,
         )
     )
@@ -164,12 +164,12 @@ def create_peer_to_peer(
         return Outcome(201, workflow.p2p_view(row))
 
     return respond(
-        run_once(
+        once(
             session,
+            rt,
             scope=f"user:{principal.user_id}:p2p:{request_id}",
             key=idempotency_key,
-            fingerprint_=fingerprint("POST", f"p2p/{request_id}", raw),
-            now=rt.clock.now(),
+            raw=raw,
             work=work,
         )
     )
@@ -200,12 +200,12 @@ def schedule_peer_to_peer(
         return Outcome(200, workflow.p2p_view(row))
 
     return respond(
-        run_once(
+        once(
             session,
+            rt,
             scope=f"user:{principal.user_id}:p2p-schedule:{p2p_id}",
             key=idempotency_key,
-            fingerprint_=fingerprint("POST", f"p2p-schedule/{p2p_id}", raw),
-            now=rt.clock.now(),
+            raw=raw,
             work=work,
         )
     )
@@ -237,12 +237,12 @@ def peer_to_peer_outcome(
         return Outcome(200, workflow.p2p_view(row))
 
     return respond(
-        run_once(
+        once(
             session,
+            rt,
             scope=f"user:{principal.user_id}:p2p-outcome:{p2p_id}",
             key=idempotency_key,
-            fingerprint_=fingerprint("POST", f"p2p-outcome/{p2p_id}", raw),
-            now=rt.clock.now(),
+            raw=raw,
             work=work,
         )
     )

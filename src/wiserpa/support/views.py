@@ -14,8 +14,8 @@ from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import Invalid
 from wiserpa.experience.taxonomy import TicketCategory, labels
-from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep
-from wiserpa.store.idempotency import Outcome, fingerprint, run_once
+from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once
+from wiserpa.store.idempotency import Outcome
 from wiserpa.support import service
 from wiserpa.web.auth import WebPrincipal, csrf_form, page_roles
 from wiserpa.web.views import page_router, redirect, register_nav, render
@@ -97,12 +97,12 @@ def open_ticket(
         return Outcome(201, service.ticket_view(t, now=rt.clock.now()))
 
     return _respond(
-        run_once(
+        once(
             session,
+            rt,
             scope=f"user:{principal.user_id}:support-open",
             key=idempotency_key,
-            fingerprint_=fingerprint("POST", "/api/v1/support/tickets", raw),
-            now=rt.clock.now(),
+            raw=raw,
             work=work,
         )
     )
