@@ -1,4 +1,3 @@
-
 """Generate the requirement matrix of docs/fhir-conformance.md from the IGs' Requirements-fromNarrative.json.
 
 Lists every numbered PAS statement whose actor includes the payer/intermediary and every CRD statement whose
