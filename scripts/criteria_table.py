@@ -1,6 +1,6 @@
-"""Print the Markdown table of every packaged criterion (for docs/criteria.md).
+"""Print the Markdown table of every packaged criterion (for docs/policy.md).
 
-Run ``python scripts/criteria_table.py`` to print it, or ``--update docs/criteria.md`` to replace the table
+Run ``python scripts/criteria_table.py`` to print it, or ``--update docs/policy.md`` to replace the table
 between the ``<!-- criteria-table:start -->`` and ``<!-- criteria-table:end -->`` markers.
 """
 

@@ -296,7 +296,7 @@ def test_unconfirmed_markers_where_the_reference_has_them() -> None:
 
 
 def test_docs_criteria_table_is_current() -> None:
-    """docs/criteria.md carries the generated table of every criterion; regenerate it when criteria change."""
+    """docs/policy.md carries the generated table of every criterion; regenerate it when criteria change."""
     import importlib.util
 
     root = Path(__file__).resolve().parents[2]
@@ -304,5 +304,5 @@ def test_docs_criteria_table_is_current() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    doc = (root / "docs" / "criteria.md").read_text(encoding="utf-8")
-    assert module.table() in doc, "run: python scripts/criteria_table.py --update docs/criteria.md"
+    doc = (root / "docs" / "policy.md").read_text(encoding="utf-8")
+    assert module.table() in doc, "run: python scripts/criteria_table.py --update docs/policy.md"
