@@ -490,60 +490,41 @@ def _build(node: Node) -> Fn:
     raise TypeError(f"cannot build {node!r}")  # pragma: no cover - the converter only makes the above
 
 
-def _build_and(parts: tuple[Fn, ...]) -> Fn:
-    if len(parts) == 2:
+def _build_junction(parts: tuple[Fn, ...], decisive: bool) -> Fn:
+    """Kleene `and` (decisive=False) or `or` (decisive=True): the decisive value wins even over unknowns."""
+    if len(parts) == 2:  # the common case, kept free of loops on the hot path
         a, b = parts
 
-        def and2(env: Env) -> bool | None:
+        def pair(env: Env) -> bool | None:
             x = a(env)
-            if x is False:
-                return False
+            if x is decisive:
+                return decisive
             y = b(env)
-            if y is False:
-                return False
-            return None if x is None or y is None else True
+            if y is decisive:
+                return decisive
+            return None if x is None or y is None else not decisive
 
-        return and2
+        return pair
 
-    def and_n(env: Env) -> bool | None:
+    def many(env: Env) -> bool | None:
         unknown = False
         for part in parts:
             v = part(env)
-            if v is False:
-                return False
+            if v is decisive:
+                return decisive
             if v is None:
                 unknown = True
-        return None if unknown else True
+        return None if unknown else not decisive
 
-    return and_n
+    return many
+
+
+def _build_and(parts: tuple[Fn, ...]) -> Fn:
+    return _build_junction(parts, decisive=False)
 
 
 def _build_or(parts: tuple[Fn, ...]) -> Fn:
-    if len(parts) == 2:
-        a, b = parts
-
-        def or2(env: Env) -> bool | None:
-            x = a(env)
-            if x is True:
-                return True
-            y = b(env)
-            if y is True:
-                return True
-            return None if x is None or y is None else False
-
-        return or2
-
-    def or_n(env: Env) -> bool | None:
-        unknown = False
-        for part in parts:
-            v = part(env)
-            if v is True:
-                return True
-            if v is None:
-                unknown = True
-        return None if unknown else False
-
-    return or_n
+    return _build_junction(parts, decisive=True)
 
 
 def _build_cmp(node: Cmp) -> Fn:
