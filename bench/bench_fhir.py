@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         from wiserpa.store.db import make_engine
 
         admin = make_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-        name = f"wiserpa_bench_fhir_{int(time.time())}"
+        name = f"wiserpa_bench_fhir_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
