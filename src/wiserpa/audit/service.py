@@ -9,10 +9,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from wiserpa.audit.models import AuditEntry, AuditHead
+from wiserpa.store.base import table_of
 
 GENESIS = "0" * 64
 
@@ -56,24 +57,42 @@ def _digest(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _lock_head(session: Session) -> AuditHead:
-    # FOR UPDATE serializes writers on PostgreSQL; SQLite already holds its single write lock. The locked
-    # head is kept for the rest of the transaction, so a unit of work that records many entries (a sweep)
-    # reads it once.
-    transaction = session.get_transaction()
+@dataclass
+class _Head:
+    """The chain tip as this transaction last wrote it."""
+
+    last_id: int
+    last_hash: str
+
+
+# Built once: every audited unit of work runs these.
+_HEAD_FOR_UPDATE = select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+_HEAD_CREATE = insert(table_of(AuditHead))
+_HEAD_MOVE = (
+    update(table_of(AuditHead))
+    .where(table_of(AuditHead).c.id == 1)
+    .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
+)
+_ENTRY_INSERT = insert(table_of(AuditEntry))
+
+
+def _lock_head(session: Session) -> _Head:
+    # FOR UPDATE serializes writers on PostgreSQL; SQLite already holds its single write lock. The tip is
+    # remembered for the innermost transaction, so a unit of work that records many entries (a sweep) reads
+    # it once; a savepoint that rolls back takes its remembered tip with it, and the next entry re-reads.
+    transaction = session.get_nested_transaction() or session.get_transaction()
     cached = session.info.get("audit_head")
     if cached is not None and cached[0] is transaction:
-        head: AuditHead = cached[1]
+        head: _Head = cached[1]
         return head
-    # populate_existing: sessions keep objects across commits, and another writer may have moved the head.
-    head_row = session.scalars(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update().execution_options(populate_existing=True)
-    ).first()
-    if head_row is None:
-        head_row = AuditHead(id=1, last_id=0, last_hash=GENESIS)
-        session.add(head_row)
-    session.info["audit_head"] = (transaction, head_row)
-    return head_row
+    row = session.execute(_HEAD_FOR_UPDATE).first()
+    if row is None:
+        session.execute(_HEAD_CREATE, {"id": 1, "last_id": 0, "last_hash": GENESIS})
+        head = _Head(0, GENESIS)
+    else:
+        head = _Head(row.last_id, row.last_hash)
+    session.info["audit_head"] = (transaction, head)
+    return head
 
 
 def record(
@@ -86,9 +105,9 @@ def record(
     outcome: str,
     at: dt.datetime,
     details: dict[str, Any] | None = None,
-) -> AuditEntry:
+) -> None:
     """Append one entry in the caller's transaction (it commits with the change it describes)."""
-    return record_many(
+    record_many(
         session,
         actor=actor,
         action=action,
@@ -97,7 +116,7 @@ def record(
         outcome=outcome,
         at=at,
         details=details,
-    )[0]
+    )
 
 
 def record_many(
@@ -110,35 +129,43 @@ def record_many(
     outcome: str,
     at: dt.datetime,
     details: dict[str, Any] | None = None,
-) -> list[AuditEntry]:
-    """Append one entry per object id, taking the chain head once."""
+) -> int:
+    """Append one entry per object id, taking the chain head once; returns how many were written.
+
+    Entries and the moved head are written at once with Core statements: the log is append-only, so the
+    ORM's change tracking would only cost time.
+    """
     head = _lock_head(session)
-    entries = []
+    rows = []
     details = json.loads(json.dumps(details or {}, default=str))
+    last_id, last_hash = head.last_id, head.last_hash
     for object_id in object_ids:
         oid = None if object_id is None else str(object_id)
-        entry_id = head.last_id + 1
+        last_id += 1
         digest = _digest(
-            entry_id, at, actor.name, actor.role, action, object_type, oid, outcome, details, head.last_hash
+            last_id, at, actor.name, actor.role, action, object_type, oid, outcome, details, last_hash
         )
-        entry = AuditEntry(
-            id=entry_id,
-            at=at,
-            actor=actor.name,
-            actor_role=actor.role,
-            action=action,
-            object_type=object_type,
-            object_id=oid,
-            outcome=outcome,
-            details=details,
-            prev_hash=head.last_hash,
-            hash=digest,
+        rows.append(
+            {
+                "id": last_id,
+                "at": at,
+                "actor": actor.name,
+                "actor_role": actor.role,
+                "action": action,
+                "object_type": object_type,
+                "object_id": oid,
+                "outcome": outcome,
+                "details": details,
+                "prev_hash": last_hash,
+                "hash": digest,
+            }
         )
-        session.add(entry)
-        head.last_id = entry_id
-        head.last_hash = digest
-        entries.append(entry)
-    return entries
+        last_hash = digest
+    if rows:
+        session.execute(_ENTRY_INSERT, rows)
+        session.execute(_HEAD_MOVE, {"new_id": last_id, "new_hash": last_hash})
+        head.last_id, head.last_hash = last_id, last_hash
+    return len(rows)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from wiserpa.audit.service import Actor
@@ -113,22 +113,52 @@ def revoke_key(session: Session, *, prefix: str, now: dt.datetime) -> bool:
     return True
 
 
+# Built once: authentication runs on every request, and building a statement costs more than running it.
+_KEY_LOOKUP = (
+    select(
+        ApiKey.id,
+        ApiKey.secret_sha256,
+        ApiKey.revoked_at,
+        User.id,
+        User.name,
+        User.role,
+        User.organization_id,
+        User.state,
+        User.npi,
+        User.specialty,
+        User.credentials,
+        User.is_clinician,
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
 def authenticate(session: Session, token: str) -> Principal | None:
     """The principal for a presented key, or None (unknown, malformed or revoked)."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         return None
-    row = session.execute(
-        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == parts[1])
-    ).first()
+    row = session.execute(_KEY_LOOKUP, {"prefix": parts[1]}).first()
     if row is None:
         # Spend the same work as a real comparison so timing does not reveal which prefixes exist.
         hmac.compare_digest(_digest(parts[2]), "0" * 64)
         return None
-    key, user = row
-    if not hmac.compare_digest(_digest(parts[2]), key.secret_sha256) or key.revoked_at is not None:
+    key_id, secret_sha256, revoked_at, user_id, name, role, org_id, state, npi, specialty, creds, clin = row
+    if not hmac.compare_digest(_digest(parts[2]), secret_sha256) or revoked_at is not None:
         return None
-    return principal_for(user, key_id=key.id)
+    return Principal(
+        user_id=user_id,
+        name=name,
+        role=Role(role),
+        organization_id=org_id,
+        state=state,
+        npi=npi,
+        specialty=specialty,
+        credentials=creds,
+        is_clinician=bool(clin),
+        key_id=key_id,
+    )
 
 
 def principal_for(user: User, *, key_id: int | None = None) -> Principal:

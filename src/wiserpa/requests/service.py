@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, func, insert, select, text
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
@@ -37,6 +38,7 @@ from wiserpa.requests.status import (
     is_deemed,
 )
 from wiserpa.runtime import Runtime
+from wiserpa.store.base import Base, table_of
 
 # Where each catalog refusal points in the submitted body, so the 4xx names the field at fault.
 _REASON_FIELD = {
@@ -211,6 +213,24 @@ def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime)
     return Validated(data, category, policy_id, primary, roles, facts)
 
 
+@cache
+def _history_statement() -> Select[Any]:
+    """Earlier affirmed services of one beneficiary in one category, by effective status (built once)."""
+    status = effective_status_sql(bindparam("now", type_=PaRequest.due_at.type))
+    return select(
+        PaRequest.id,
+        PaRequest.date_of_service,
+        PaRequest.category,
+        PaRequest.policy_id,
+        PaRequest.clinical_facts,
+        status,
+    ).where(
+        PaRequest.beneficiary_mbi == bindparam("mbi"),
+        PaRequest.category == bindparam("category"),
+        status.in_([s.value for s in AFFIRMED_STATES]),
+    )
+
+
 def beneficiary_history(
     session: Session, *, mbi: str, category: str, now: dt.datetime, exclude_id: int | None = None
 ) -> list[HistoryItem]:
@@ -218,19 +238,11 @@ def beneficiary_history(
 
     Uses the effective status, so a request that time has deemed affirmed counts even before the sweep.
     """
-    status = effective_status_sql(now)
-    stmt = select(
-        PaRequest.date_of_service, PaRequest.category, PaRequest.policy_id, PaRequest.clinical_facts, status
-    ).where(
-        PaRequest.beneficiary_mbi == mbi,
-        PaRequest.category == category,
-        status.in_([s.value for s in AFFIRMED_STATES]),
-    )
-    if exclude_id is not None:
-        stmt = stmt.where(PaRequest.id != exclude_id)
+    rows = session.execute(_history_statement(), {"mbi": mbi, "category": category, "now": now})
     return [
         HistoryItem(date_of_service=dos, category=cat, policy_id=policy or "", facts=facts, status=st)
-        for dos, cat, policy, facts, st in session.execute(stmt)
+        for rid, dos, cat, policy, facts, st in rows
+        if rid != exclude_id
     ]
 
 
@@ -332,8 +344,7 @@ def submit(
         decisions=[],
     )
     _apply_pipeline(request, result, now=now, rt=rt)
-    session.add(request)
-    session.flush()
+    insert_new_request(session, request)
     audit.record(
         session,
         actor=principal.actor,
@@ -345,6 +356,49 @@ def submit(
         details={"utn": request.utn, "predecessor_id": request.predecessor_id},
     )
     return request
+
+
+def _row(obj: Base) -> dict[str, Any]:
+    """Column values of a new ORM object, filling in column defaults it left unset (on the object too, so
+    that once adopted no attribute is expired and nothing is read back)."""
+    row = {}
+    for column in table_of(type(obj)).columns:
+        value = getattr(obj, column.key)
+        if value is None and column.default is not None and column.default.is_scalar:
+            value = getattr(column.default, "arg", None)
+        setattr(obj, column.key, value)
+        row[column.key] = value
+    return row
+
+
+def insert_new_request(session: Session, request: PaRequest) -> None:
+    """Insert a new request, its lines and its decisions with Core statements and adopt them as persistent.
+
+    Submitting is the busiest write path, and the ORM unit of work (dependency sorting, change tracking)
+    cost more than the inserts themselves; a new request has nothing to track yet. Afterwards the objects
+    are ordinary persistent objects of the session, as if just loaded, so later changes flush as usual.
+    """
+    request.version = 1  # the ORM's version counter starts where its own insert would have put it
+    session.execute(insert(table_of(PaRequest)), [_row(request)])
+    _insert_children(session, request.id, request.lines)
+    _insert_children(session, request.id, request.decisions)
+    make_transient_to_detached(request)
+    session.add(request)
+
+
+def _insert_children(session: Session, request_id: int, children: Sequence[RequestLine | Decision]) -> None:
+    if not children:
+        return
+    table = table_of(type(children[0]))
+    for child in children:
+        child.request_id = request_id
+    ids = session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        [{k: v for k, v in _row(child).items() if k != "id"} for child in children],
+    ).scalars()
+    for child, new_id in zip(children, ids, strict=True):
+        child.id = new_id
+        make_transient_to_detached(child)
 
 
 def allocate_request_id(session: Session) -> int:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, case, literal
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 if TYPE_CHECKING:
     from wiserpa.requests.models import PaRequest
@@ -69,16 +69,21 @@ def effective_status(request: PaRequest, now: dt.datetime) -> str:
     return Status.DEEMED_AFFIRMED.value if is_deemed(request, now) else request.status
 
 
-def effective_status_sql(now: dt.datetime) -> ColumnElement[str]:
-    """The same rule as `effective_status`, as a SQL expression for filters and reports."""
+def effective_status_sql(now: dt.datetime | BindParameter[dt.datetime]) -> ColumnElement[str]:
+    """The same rule as `effective_status`, as a SQL expression for filters and reports.
+
+    `now` may be a bound parameter, so a statement built once can be run at any time.
+    """
     from wiserpa.requests.models import PaRequest
 
+    if not isinstance(now, BindParameter):
+        now = literal(now, PaRequest.due_at.type)
     return case(
         (
             and_(
                 PaRequest.deems_on_due.is_(True),
                 PaRequest.status.in_([s.value for s in OPEN]),
-                PaRequest.due_at <= literal(now, PaRequest.due_at.type),
+                PaRequest.due_at <= now,
             ),
             literal(Status.DEEMED_AFFIRMED.value),
         ),

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, UniqueConstraint, select
+from sqlalchemy import Integer, Row, String, UniqueConstraint, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from wiserpa.store.base import Base, JSONType, UTCDateTime
+from wiserpa.store.base import Base, JSONType, UTCDateTime, table_of
 
 
 class IdempotencyRecord(Base):
@@ -52,10 +52,17 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _lookup(session: Session, scope: str, key: str) -> IdempotencyRecord | None:
-    return session.scalars(
-        select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
-    ).first()
+# Built once: every keyed POST runs this lookup.
+_LOOKUP = select(
+    IdempotencyRecord.fingerprint, IdempotencyRecord.status_code, IdempotencyRecord.response
+).where(IdempotencyRecord.scope == bindparam("scope"), IdempotencyRecord.key == bindparam("key"))
+
+
+_STORE = insert(table_of(IdempotencyRecord))
+
+
+def _lookup(session: Session, scope: str, key: str) -> Row[tuple[str, int, dict[str, Any]]] | None:
+    return session.execute(_LOOKUP, {"scope": scope, "key": key}).first()
 
 
 def run_once(
@@ -82,18 +89,20 @@ def run_once(
     if existing is not None:
         return _replay(existing, fingerprint_)
     outcome = work()
-    if outcome.status_code < 300:
-        session.add(
-            IdempotencyRecord(
-                scope=scope,
-                key=key,
-                fingerprint=fingerprint_,
-                status_code=outcome.status_code,
-                response=outcome.body,
-                created_at=now,
-            )
-        )
     try:
+        if outcome.status_code < 300:
+            # A Core insert: the stored response is write-once, so it needs no unit-of-work bookkeeping.
+            session.execute(
+                _STORE,
+                {
+                    "scope": scope,
+                    "key": key,
+                    "fingerprint": fingerprint_,
+                    "status_code": outcome.status_code,
+                    "response": outcome.body,
+                    "created_at": now,
+                },
+            )
         session.commit()
     except IntegrityError:
         # A concurrent request with the same key committed first: answer as it did.
@@ -105,7 +114,7 @@ def run_once(
     return outcome
 
 
-def _replay(record: IdempotencyRecord, fingerprint_: str) -> Outcome:
+def _replay(record: Row[tuple[str, int, dict[str, Any]]], fingerprint_: str) -> Outcome:
     if record.fingerprint != fingerprint_:
         raise IdempotencyConflict("this Idempotency-Key was already used with a different request")
     return Outcome(record.status_code, record.response, replayed=True)
