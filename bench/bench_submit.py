@@ -1,7 +1,9 @@
 """Submit benchmark: POST /api/v1/requests beside a bare FastAPI JSON endpoint, measured in the same run.
 
 Both servers run as separate uvicorn processes (one worker each); wrk drives them from the other core.
-Prints requests/s and p50/p99 latency for each, and the ratio, on SQLite and (when a URL is given) PostgreSQL.
+Prints requests/s and p50/p99 latency for each, and the ratio, on SQLite and (when a URL is given) PostgreSQL;
+also the floors in bench/bare_app.py (body validation async and sync, plus one committed insert), which show
+how much of the bare endpoint's budget the unavoidable first steps of a submit already take.
 
     python bench/bench_submit.py [--duration 15] [--connections 8] [--postgres-url postgresql+psycopg://...]
 """
@@ -34,6 +36,9 @@ from wiserpa.auth.service import create_organization, create_user, issue_key  # 
 from wiserpa.policy.clock import SystemClock  # noqa: E402
 from wiserpa.store.db import make_engine, make_sessionmaker  # noqa: E402
 from wiserpa.store.migrate import upgrade  # noqa: E402
+
+# Same-run floors served by bench/bare_app.py (see its docstring): what the first unavoidable steps cost.
+FLOORS = ("/floor/validate", "/floor/validate-sync", "/floor/insert")
 
 
 def free_port() -> int:
@@ -116,6 +121,7 @@ def measure(db_label: str, url: str, duration: int, connections: int, workdir: P
         "WISERPA_DATABASE_URL": url,
         "WISERPA_SWEEP_INTERVAL_SECONDS": "0",
         "WISERPA_LOG_JSON": "false",
+        "BENCH_FLOOR_DIR": str(workdir),
     }
     bare_port, app_port = free_port(), free_port()
     bare = serve(
@@ -146,8 +152,14 @@ def measure(db_label: str, url: str, duration: int, connections: int, workdir: P
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         assert probe.status_code == 201, probe.text
+        floor_body = workdir / f"floor-{db_label}.json"
+        floor_body.write_text(body_file.read_text().replace("__MBI__", "1EG4TE5MK73"))
         run_wrk(f"http://127.0.0.1:{bare_port}/echo", body_file, {}, 2, connections)  # warm-up
         base = run_wrk(f"http://127.0.0.1:{bare_port}/echo", body_file, {}, duration, connections)
+        floors = {
+            path: run_wrk(f"http://127.0.0.1:{bare_port}{path}", floor_body, {}, duration, connections)
+            for path in FLOORS
+        }
         sub = run_wrk(
             f"http://127.0.0.1:{app_port}/api/v1/requests",
             body_file,
@@ -159,7 +171,13 @@ def measure(db_label: str, url: str, duration: int, connections: int, workdir: P
         for proc in (bare, app):
             proc.terminate()
             proc.wait(timeout=10)
-    return {"database": db_label, "bare": base, "submit": sub, "ratio": sub["rps"] / base["rps"]}
+    return {
+        "database": db_label,
+        "bare": base,
+        "floors": floors,
+        "submit": sub,
+        "ratio": sub["rps"] / base["rps"],
+    }
 
 
 def main() -> None:
@@ -186,14 +204,20 @@ def main() -> None:
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    print(f"{'database':<11} {'endpoint':<22} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(
+        f"{'database':<11} {'endpoint':<24} {'req/s':>8} {'of bare':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'non-2xx':>8}"
+    )
     for r in results:
-        for label, key in (("bare FastAPI /echo", "bare"), ("POST /api/v1/requests", "submit")):
-            m = r[key]
-            assert isinstance(m, dict)
+        bare, floors, sub = r["bare"], r["floors"], r["submit"]
+        assert isinstance(bare, dict) and isinstance(floors, dict) and isinstance(sub, dict)
+        rows = [("bare FastAPI /echo", bare)]
+        rows += [(f"floor {path.removeprefix('/floor/')}", m) for path, m in floors.items()]
+        rows.append(("POST /api/v1/requests", sub))
+        for label, m in rows:
             print(
-                f"{r['database']:<11} {label:<22} {m['rps']:>8.0f} {m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} "
-                f"{m['errors']:>8.0f}"
+                f"{r['database']:<11} {label:<24} {m['rps']:>8.0f} {m['rps'] / bare['rps']:>8.0%} "
+                f"{m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} {m['errors']:>8.0f}"
             )
         print(f"{r['database']:<11} submit / bare = {r['ratio']:.0%}  (goal ≥ 35%)")
 
