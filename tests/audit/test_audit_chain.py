@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tests.factories import body
+from wiserpa.audit import service as audit
 from wiserpa.audit.service import verify
 from wiserpa.cli import app as cli
 
@@ -59,3 +62,33 @@ def test_deleted_middle_and_tail_rows_are_detected(client: TestClient, make_acto
     with rt.sessions() as s:
         report = verify(s)
     assert any("tail" in p for p in report.problems)
+
+
+def _entry(session, n: int) -> None:  # type: ignore[no-untyped-def]
+    audit.record(
+        session,
+        actor=audit.SYSTEM,
+        action="test.entry",
+        object_type="test",
+        object_id=n,
+        outcome="ok",
+        at=dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.UTC),
+    )
+
+
+def test_chain_stays_whole_across_savepoints(rt) -> None:  # type: ignore[no-untyped-def]
+    """Entries written in a released savepoint are kept, a rolled-back savepoint's are gone, the chain is gapless."""
+    with rt.sessions() as s:
+        _entry(s, 1)
+        with s.begin_nested():
+            _entry(s, 2)
+        savepoint = s.begin_nested()
+        _entry(s, 3)
+        savepoint.rollback()
+        _entry(s, 4)
+        s.commit()
+    with rt.sessions() as s:
+        ids = s.execute(text("SELECT object_id FROM audit_log ORDER BY id")).scalars().all()
+        report = verify(s)
+    assert ids == ["1", "2", "4"]
+    assert report.ok and report.entries == 3, report.problems

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from wiserpa.audit.models import AuditEntry, AuditHead
 from wiserpa.store.base import table_of
@@ -78,9 +78,9 @@ _ENTRY_INSERT = insert(table_of(AuditEntry))
 
 def _lock_head(session: Session) -> _Head:
     # FOR UPDATE serializes writers on PostgreSQL; SQLite already holds its single write lock. The tip is
-    # remembered for the innermost transaction, so a unit of work that records many entries (a sweep) reads
-    # it once; a savepoint that rolls back takes its remembered tip with it, and the next entry re-reads.
-    transaction = session.get_nested_transaction() or session.get_transaction()
+    # remembered for the rest of the transaction, so a unit of work that records many entries (a sweep)
+    # reads it once.
+    transaction = session.get_transaction()
     cached = session.info.get("audit_head")
     if cached is not None and cached[0] is transaction:
         head: _Head = cached[1]
@@ -93,6 +93,14 @@ def _lock_head(session: Session) -> _Head:
         head = _Head(row.last_id, row.last_hash)
     session.info["audit_head"] = (transaction, head)
     return head
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head_after_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    # A savepoint that rolled back took its entries with it, so the remembered tip may be ahead of the
+    # database; after any savepoint the next entry re-reads the tip rather than guess.
+    if transaction.nested:
+        session.info.pop("audit_head", None)
 
 
 def record(
