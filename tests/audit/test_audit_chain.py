@@ -92,3 +92,24 @@ def test_chain_stays_whole_across_savepoints(rt) -> None:  # type: ignore[no-unt
         report = verify(s)
     assert ids == ["1", "2", "4"]
     assert report.ok and report.entries == 3, report.problems
+
+
+def test_released_savepoints_read_the_chain_tip_once(rt) -> None:  # type: ignore[no-untyped-def]
+    """A unit of work with a savepoint per item (the simulator's hourly batches) takes the tip once."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", count)
+    try:
+        with rt.sessions() as s:
+            for n in range(5):
+                with s.begin_nested():
+                    _entry(s, n)
+            s.commit()
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", count)
+    assert sum("FROM audit_head" in st for st in statements) == 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, event, insert, select, update
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from wiserpa.audit.models import AuditEntry, AuditHead
 from wiserpa.store.base import table_of
@@ -95,12 +95,12 @@ def _lock_head(session: Session) -> _Head:
     return head
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_head_after_savepoint(session: Session, transaction: SessionTransaction) -> None:
-    # A savepoint that rolled back took its entries with it, so the remembered tip may be ahead of the
-    # database; after any savepoint the next entry re-reads the tip rather than guess.
-    if transaction.nested:
-        session.info.pop("audit_head", None)
+@event.listens_for(Session, "after_rollback")
+def _forget_head_after_rollback(session: Session) -> None:
+    # Fires for a rolled-back savepoint too: its entries are gone, so the remembered tip may be ahead of the
+    # database and the next entry must re-read it. A released savepoint keeps the tip it moved (shared with
+    # its parent), so a unit of work with a savepoint per item still reads the tip once.
+    session.info.pop("audit_head", None)
 
 
 def record(
