@@ -1,11 +1,11 @@
 """Simulator benchmark: simulated requests per second through the real services, and where the time goes.
 
 Runs a WA state-year at a fraction of its volume under two profiles (each on its own temporary SQLite
-database), prints requests/s per profile, the extrapolated time for 50,000 requests under two profiles, the
-machine's load,
-and (with --profile) the cumulative time of the service calls.
+database, one process per profile as `wiserpa simulate` does), prints requests/s per profile, the extrapolated
+time for 50,000 requests under two profiles, the machine's load, and (with --profile) the cumulative time of
+the service calls. cProfile sees one process only, so --profile runs the profiles one after another.
 
-    python bench/bench_sim.py [--requests 2000] [--clinicians 2.9] [--profile]
+    python bench/bench_sim.py [--requests 2000] [--clinicians 2.9] [--workers N] [--profile]
 """
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests over the year (volume is scaled)")
     ap.add_argument("--clinicians", type=float, default=None, help="reviewer clinicians at full scale")
     ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--profile", action="store_true", help="cProfile the run and print service times")
+    ap.add_argument("--workers", type=int, default=None, help="processes (default: one per profile)")
+    ap.add_argument(
+        "--profile", action="store_true", help="cProfile the run (sequential) and print service times"
+    )
     args = ap.parse_args()
     full = annual_volume(load_assumptions(), "WA")
     scale = args.requests / full
@@ -54,13 +57,15 @@ def main() -> None:
     t0 = time.perf_counter()
     if prof is not None:
         prof.enable()
-    result = simulate(scenario)
+    workers = 1 if args.profile else args.workers
+    result = simulate(scenario, workers=workers)
     if prof is not None:
         prof.disable()
     wall = time.perf_counter() - t0
     load_after = os.getloadavg()
+    mode = "sequential" if workers == 1 else f"{workers or 'one per profile'} worker processes"
     print(f"WA 2026 at scale {scale:.4f} ({args.requests} first requests; full state-year ~{full:,.0f}), "
-          f"{os.cpu_count()} CPUs, load {load_before[0]:.1f} before, {load_after[0]:.1f} after")  # fmt: skip
+          f"{os.cpu_count()} CPUs, {mode}, load {load_before[0]:.1f} before, {load_after[0]:.1f} after")  # fmt: skip
     total_requests = 0
     for run in result.runs:
         total_requests += int(run.metrics["requests_submitted"] or 0)

@@ -70,6 +70,21 @@ def test_same_seed_same_outputs() -> None:
         assert ra.series == rb.series
 
 
+def test_parallel_runs_give_the_sequential_results() -> None:
+    scenario = _scenario(clinicians=0.3, requests=25)
+    one = simulate(scenario, workers=1)
+    two = simulate(scenario, workers=2)  # one process per profile
+    assert [r.profile_id for r in two.runs] == ["wiser-2026", "asa-reform"]
+    assert not two.partial
+    for ra, rb in zip(one.runs, two.runs, strict=True):
+        assert (ra.metrics, ra.outcomes, ra.series, ra.checks) == (
+            rb.metrics,
+            rb.outcomes,
+            rb.series,
+            rb.checks,
+        )
+
+
 def test_every_request_ends_in_one_outcome_and_claims_reconcile(short: SimulationResult) -> None:
     for run in short.runs:
         m: dict[str, Any] = run.metrics
@@ -164,10 +179,21 @@ def test_ctrl_c_stops_cleanly_with_partial_results() -> None:
         if done == 5:
             raise KeyboardInterrupt
 
-    result = simulate(_scenario(requests=20, clinicians=1.0), progress=interrupt)
+    result = simulate(_scenario(requests=20, clinicians=1.0), progress=interrupt, workers=1)
     assert result.partial
     assert [r.profile_id for r in result.runs] == ["wiser-2026"]  # the second profile never started
     run = result.runs[0]
     assert run.partial and run.metrics["episodes"] == 5
     assert sum(run.outcomes.values()) == 5
     assert set(seen) == {"wiser-2026"}
+
+
+def test_ctrl_c_stops_parallel_runs_with_partial_results() -> None:
+    def interrupt(profile_id: str, done: int, total: int) -> None:
+        raise KeyboardInterrupt  # at the first progress report from either worker
+
+    result = simulate(_scenario(requests=400, clinicians=1.0), progress=interrupt, workers=2)
+    assert result.partial and result.runs
+    for run in result.runs:
+        assert run.partial
+        assert sum(run.outcomes.values()) == run.metrics["episodes"] < 400

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -196,25 +196,38 @@ def auth_state(rt: Runtime, request: PaRequest, now: dt.datetime) -> AuthState:
     return AuthState(request, status, kind, valid_from, valid_until)
 
 
+# The matching reads, built once (every claim line runs one or two of them; building a select with its loader
+# options costs about as much as running it).
+_NO_EAGER = (lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+_FOR_CODE = (
+    select(PaRequest)
+    .where(
+        PaRequest.beneficiary_mbi == bindparam("mbi"),
+        PaRequest.category == bindparam("category"),
+        exists().where(RequestLine.request_id == PaRequest.id, RequestLine.code == bindparam("code")),
+    )
+    .options(*_NO_EAGER)
+)
+_FOR_CATEGORIES = (
+    select(PaRequest)
+    .where(
+        PaRequest.beneficiary_mbi == bindparam("mbi"),
+        PaRequest.category.in_(bindparam("categories", expanding=True)),
+    )
+    .options(*_NO_EAGER)
+)
+_BY_UTN = select(PaRequest).where(PaRequest.utn == bindparam("utn")).options(*_NO_EAGER)
+_LINE_CODES = select(RequestLine.code).where(RequestLine.request_id == bindparam("request_id"))
+
+
 def _requests_for_code(session: Session, *, mbi: str, category: str, code: str) -> list[PaRequest]:
     """Authorizations of this beneficiary whose request lists the code (index: beneficiary + category)."""
-    has_code = exists().where(RequestLine.request_id == PaRequest.id, RequestLine.code == code)
-    stmt = (
-        select(PaRequest)
-        .where(PaRequest.beneficiary_mbi == mbi, PaRequest.category == category, has_code)
-        .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
-    )
-    return list(session.scalars(stmt))
+    return list(session.scalars(_FOR_CODE, {"mbi": mbi, "category": category, "code": code}))
 
 
 def _requests_for_categories(session: Session, *, mbi: str, categories: Sequence[str]) -> list[PaRequest]:
     """Authorizations of this beneficiary in the categories an associated code belongs to."""
-    stmt = (
-        select(PaRequest)
-        .where(PaRequest.beneficiary_mbi == mbi, PaRequest.category.in_(list(categories)))
-        .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
-    )
-    return list(session.scalars(stmt))
+    return list(session.scalars(_FOR_CATEGORIES, {"mbi": mbi, "categories": list(categories)}))
 
 
 @dataclass(frozen=True)
@@ -340,11 +353,7 @@ def _validate(session: Session, rt: Runtime, data: SubmitClaimIn, now: dt.dateti
                 FieldError(f"lines[{i}].date_of_service", "a claim bills services already rendered")
             )
         if line.utn is not None:
-            req = session.scalars(
-                select(PaRequest)
-                .where(PaRequest.utn == line.utn)
-                .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
-            ).first()
+            req = session.scalars(_BY_UTN, {"utn": line.utn}).first()
             if req is None:
                 errors.append(FieldError(f"lines[{i}].utn", f"no authorization has UTN {line.utn}"))
             elif req.beneficiary_mbi != data.beneficiary.mbi:
@@ -384,9 +393,7 @@ def _plan_line(
         utn_req = by_utn.get(i)
         note = ""
         if utn_req is not None:
-            lines = session.scalars(
-                select(RequestLine.code).where(RequestLine.request_id == utn_req.id)
-            ).all()
+            lines = session.scalars(_LINE_CODES, {"request_id": utn_req.id}).all()
             if line.code in lines:
                 match = best_match([auth_state(rt, utn_req, now)], dos, validity)
                 matched_by = "utn"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -155,7 +155,7 @@ class SweepResult:
     batches: int = 0
 
 
-def _due_condition(now: dt.datetime) -> ColumnElement[bool]:
+def _due_condition(now: Any) -> ColumnElement[bool]:
     # status IN (...) AND due_at <= now is a range scan of ix_pa_requests_status_due_at, so the cost follows
     # what is due, not what is open. A request that does not deem leaves this set once its miss is recorded.
     no_miss = ~exists(select(DeadlineMiss.request_id).where(DeadlineMiss.request_id == PaRequest.id))
@@ -164,6 +164,24 @@ def _due_condition(now: dt.datetime) -> ColumnElement[bool]:
         PaRequest.due_at <= now,
         or_(PaRequest.deems_on_due.is_(True), no_miss),
     )
+
+
+# Built once (the sweep runs every few minutes in production and twice a simulated day in the simulator).
+_DUE_BATCH = (
+    select(PaRequest)
+    .where(_due_condition(bindparam("now")))
+    .order_by(PaRequest.due_at, PaRequest.id)
+    .limit(bindparam("batch"))
+    .with_for_update(skip_locked=True)
+)
+_MISSES_AMONG = select(DeadlineMiss.request_id).where(
+    DeadlineMiss.request_id.in_(bindparam("ids", expanding=True))
+)
+_COUNT_MISSES_AMONG = (
+    select(func.count())
+    .select_from(DeadlineMiss)
+    .where(DeadlineMiss.request_id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def sweep(
@@ -184,20 +202,15 @@ def sweep(
     deemed = recorded = batches = 0
     while True:
         try:
-            rows = session.scalars(
-                select(PaRequest)
-                .where(_due_condition(now))
-                .order_by(PaRequest.due_at, PaRequest.id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            ).all()
+            rows = session.scalars(_DUE_BATCH, {"now": now, "batch": batch}).all()
             if not rows:
-                session.rollback()
+                # Nothing due: end the transaction (releasing the locks) with a commit, which writes nothing
+                # of ours and, unlike a rollback, neither expires the caller's loaded objects nor drops
+                # work the caller had not committed yet.
+                session.commit()
                 break
             ids = [r.id for r in rows]
-            had = set(
-                session.scalars(select(DeadlineMiss.request_id).where(DeadlineMiss.request_id.in_(ids)))
-            )
+            had = set(session.scalars(_MISSES_AMONG, {"ids": ids}))
             session.info[_ABSENT] = set(ids) - had
             progress = 0
             # One flush per batch instead of several per request: the audit chain's head and this batch's
@@ -212,12 +225,7 @@ def sweep(
                         progress += 1
             session.info.pop(_ABSENT, None)
             session.flush()
-            now_had = (
-                session.scalar(
-                    select(func.count()).select_from(DeadlineMiss).where(DeadlineMiss.request_id.in_(ids))
-                )
-                or 0
-            )
+            now_had = session.scalar(_COUNT_MISSES_AMONG, {"ids": ids}) or 0
             recorded += now_had - len(had)
             progress += now_had - len(had)
             session.commit()

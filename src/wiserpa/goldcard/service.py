@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from wiserpa.audit import service as audit
@@ -38,17 +38,24 @@ from wiserpa.runtime import Runtime
 RENEWAL_WINDOW_DAYS = 30
 
 
+# Built once: every submission asks it (requests.is_gold_carded), so it should not be rebuilt per call.
+_ACTIVE_CARD = (
+    select(GoldCard)
+    .where(
+        GoldCard.provider_npi == bindparam("npi"),
+        GoldCard.category == bindparam("category"),
+        GoldCard.status == "active",
+        GoldCard.valid_from <= bindparam("at"),
+        GoldCard.valid_until > bindparam("at"),
+    )
+    .order_by(GoldCard.id)
+    .limit(1)
+)
+
+
 def active_gold_card(session: Session, *, npi: str, category: str, at: dt.datetime) -> GoldCard | None:
     """The provider's gold card for the category in force at `at`, if any."""
-    return session.scalars(
-        select(GoldCard).where(
-            GoldCard.provider_npi == npi,
-            GoldCard.category == category,
-            GoldCard.status == "active",
-            GoldCard.valid_from <= at,
-            GoldCard.valid_until > at,
-        )
-    ).first()
+    return session.scalars(_ACTIVE_CARD, {"npi": npi, "category": category, "at": at}).first()
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -167,10 +174,18 @@ def evaluate(
             ev.non_affirmed += n
         else:
             ev.excluded += n
+    # Every card that can matter (in force now, or a successor starting later), read once rather than twice
+    # per provider x category.
+    live = select(GoldCard).where(GoldCard.status == "active", GoldCard.valid_until > now)
+    if npis:
+        live = live.where(GoldCard.provider_npi.in_(list(npis)))
+    cards: dict[tuple[str, str], list[GoldCard]] = {}
+    for card in session.scalars(live.order_by(GoldCard.id)):
+        cards.setdefault((card.provider_npi, card.category), []).append(card)
     total = len(pairs)
     for i, key in enumerate(sorted(pairs), 1):
         ev = pairs[key]
-        _act(session, rt, ev, now=now, window=(start, now))
+        _act(session, rt, ev, cards.get(key, []), now=now, window=(start, now))
         report.evaluations.append(ev)
         if progress is not None:
             progress(i, total)
@@ -181,23 +196,19 @@ def _act(
     session: Session,
     rt: Runtime,
     ev: ProviderEvaluation,
+    cards: Sequence[GoldCard],
     *,
     now: dt.datetime,
     window: tuple[dt.datetime, dt.datetime],
 ) -> None:
+    """Grant, renew or keep the pair's card; `cards` are its active cards not yet ended, oldest first."""
     gc = rt.profile.gold_card
     qualifies = ev.volume >= gc.min_requests and (ev.rate or 0.0) >= gc.min_affirmation_rate
-    current = active_gold_card(session, npi=ev.npi, category=ev.category, at=now)
+    # The same rules as active_gold_card and the successor query, over the cards read once by evaluate.
+    current = next((c for c in cards if c.valid_from <= now < c.valid_until), None)
     if current is not None:
         ev.card_id = current.id
-        successor = session.scalars(
-            select(GoldCard).where(
-                GoldCard.provider_npi == ev.npi,
-                GoldCard.category == ev.category,
-                GoldCard.status == "active",
-                GoldCard.valid_from >= current.valid_until,
-            )
-        ).first()
+        successor = next((c for c in cards if c.valid_from >= current.valid_until), None)
         expiring = current.valid_until - now <= dt.timedelta(days=RENEWAL_WINDOW_DAYS)
         if successor is not None:
             ev.action, ev.card_id = "kept", successor.id

@@ -19,6 +19,8 @@ class PaRequest(Base):
         # The deadline sweep and the worklist read open requests by due time: this index keeps the
         # sweep's cost proportional to what is due, not to everything open.
         Index("ix_pa_requests_status_due_at", "status", "due_at"),
+        # The reviewer worklist: one state's open requests by due time (migration 0009).
+        Index("ix_pa_requests_state_status_due_at", "state", "status", "due_at"),
         Index("ix_pa_requests_mbi_category", "beneficiary_mbi", "category"),
         Index("ix_pa_requests_org_received", "organization_id", "received_at"),
         Index("ix_pa_requests_state_received", "state", "received_at"),

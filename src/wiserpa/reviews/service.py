@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from wiserpa.audit import service as audit
 from wiserpa.auth.models import Role
@@ -46,8 +46,13 @@ def worklist(
     limit: int = 50,
     offset: int = 0,
     category: str | None = None,
+    details: bool = True,
 ) -> WorklistPage:
-    """Open requests in the reviewer's state that time has not already decided, ordered by due time."""
+    """Open requests in the reviewer's state that time has not already decided, ordered by due time.
+
+    `details=False` leaves each item's lines and decisions to load on access, for callers that only pick
+    items by id (the simulator's reviewer pool); the pages and the API render them and keep the default.
+    """
     if principal.role not in (Role.REVIEWER, Role.OVERSIGHT, Role.ADMIN):
         raise Forbidden("the worklist is for reviewers")
     now = rt.clock.now()
@@ -61,9 +66,10 @@ def worklist(
         conditions.append(PaRequest.category == category)
     where = and_(*conditions)
     total = session.scalar(select(func.count()).select_from(PaRequest).where(where)) or 0
-    items = session.scalars(
-        select(PaRequest).where(where).order_by(PaRequest.due_at, PaRequest.id).limit(limit).offset(offset)
-    ).all()
+    stmt = select(PaRequest).where(where).order_by(PaRequest.due_at, PaRequest.id).limit(limit).offset(offset)
+    if not details:
+        stmt = stmt.options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+    items = session.scalars(stmt).all()
     audit.record(
         session,
         actor=principal.actor,

@@ -15,19 +15,24 @@ import atexit
 import datetime as dt
 import heapq
 import math
+import multiprocessing as mp
+import os
+import queue
 import random
 import shutil
+import signal
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, bindparam, event, func, select
 from sqlalchemy.orm import Session
 
 from wiserpa.auth.models import OrgKind, Role
@@ -89,6 +94,10 @@ REFORM_SECTIONS = (
 )
 _OPEN = {s.value for s in OPEN}
 _AFFIRMED = {s.value for s in AFFIRMED_STATES}
+
+_HOUR = dt.timedelta(hours=1)
+_PARALLEL_MIN_ARRIVALS = 1000
+_CRITERIA_RESULTS = select(PaRequest.criteria_results).where(PaRequest.id == bindparam("id"))
 
 # Event kinds, in the order they run when they share an instant.
 SWEEP, GOLDCARD, DECIDE, ARRIVAL, RESUBMIT, TICK, CARE, CLAIM, TICKET_OPEN, TICKET_ANSWER = range(10)
@@ -250,12 +259,26 @@ def _template_db() -> Path:
     return path
 
 
+def _throwaway_engine(url: str) -> Engine:
+    """The run's engine: the application's SQLite settings, minus durability the throwaway file never needs."""
+    engine = make_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _no_fsync(dbapi_conn: Any, _record: Any) -> None:
+        # Runs after make_engine's own connect hook. A crash loses the run anyway, so skip every fsync.
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=OFF")
+        cur.close()
+
+    return engine
+
+
 @contextmanager
-def _database(keep: Path | None) -> Iterator[str]:
+def _database(keep: Path | None, template: Path | None = None) -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="wiserpa-sim-")) if keep is None else keep
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "sim.db"
-    shutil.copy(_template_db(), path)
+    shutil.copy(template or _template_db(), path)
     try:
         yield f"sqlite:///{path}"
     finally:
@@ -277,6 +300,7 @@ class _Run:
         profile: PolicyProfile,
         url: str,
         progress: Callable[[int], None] | None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.scenario, self.a, self.workload, self.profile = scenario, a, workload, profile
         start, end = scenario.window()
@@ -285,7 +309,7 @@ class _Run:
         self.horizon = end + dt.timedelta(days=drain)
         self.clock = FixedClock(start)
         settings = Settings(database_url=url, profile=profile.id, sweep_interval_seconds=0)
-        self.rt = Runtime.build(settings, clock=self.clock, profile=profile)
+        self.rt = Runtime.build(settings, clock=self.clock, profile=profile, engine=_throwaway_engine(url))
         info = self.rt.catalog.state(scenario.state)
         assert info is not None
         self.info = info
@@ -294,6 +318,7 @@ class _Run:
             a, self.calendar, state=scenario.state, clinicians=scenario.clinicians, scale=scenario.scale
         )
         self.progress = progress
+        self.should_stop = should_stop
         self.queue: list[tuple[dt.datetime, int, int, Any]] = []
         self._n = 0
         self.episodes = [Episode(arr) for arr in workload.arrivals]
@@ -311,6 +336,7 @@ class _Run:
         self.backlog: list[tuple[str, int, int]] = []  # (week, open in worklist, ESI open)
         self.calibration_backlog: int | None = None
         self.fees = claims.configured_fee_schedule(self.rt)
+        self.commit_due = start
 
     # -------------------------------------------------------------------- queue
 
@@ -395,9 +421,12 @@ class _Run:
 
     def run(self, session: Session) -> bool:
         """Process events until the horizon; True if interrupted (Ctrl-C)."""
-        done = 0
+        done = steps = 0
         try:
             while self.queue:
+                steps += 1
+                if self.should_stop is not None and steps % 64 == 0 and self.should_stop():
+                    raise KeyboardInterrupt  # the parent process was interrupted (parallel runs)
                 at, kind, _, payload = heapq.heappop(self.queue)
                 if at > self.horizon:
                     break
@@ -406,6 +435,11 @@ class _Run:
                     self.out_of_order += 1
                     at = self.clock.now()
                 self.clock.set(at)
+                if at >= self.commit_due:
+                    # One transaction per simulated hour instead of one per event: a failed service call
+                    # rolls back only its own savepoint, so committing less never loses the other events.
+                    session.commit()
+                    self.commit_due = at.replace(minute=0, second=0, microsecond=0) + _HOUR
                 if kind == ARRIVAL:
                     self.on_arrival(session, payload)
                     done += 1
@@ -420,8 +454,8 @@ class _Run:
                 elif kind == RESUBMIT:
                     self.on_resubmit(session, payload)
                 elif kind == GOLDCARD:
-                    goldcard.evaluate(session, self.rt, now=at)
-                    session.commit()
+                    with session.begin_nested():  # a Ctrl-C inside takes only this call back
+                        goldcard.evaluate(session, self.rt, now=at)
                 elif kind == CARE:
                     self.on_care(payload)
                 elif kind == CLAIM:
@@ -431,8 +465,14 @@ class _Run:
                 elif kind == TICKET_ANSWER:
                     self.on_ticket_answer(session, payload)
         except KeyboardInterrupt:
-            session.rollback()
+            # Keep what was simulated (the episodes already count it); a service call cut short rolled
+            # back its own savepoint. An interrupt inside a commit leaves nothing to keep but that hour.
+            try:
+                session.commit()
+            except Exception:
+                session.rollback()
             return True
+        session.commit()
         return False
 
     # -------------------------------------------------------------------- requests
@@ -457,11 +497,10 @@ class _Run:
         data = SubmitRequestIn.model_validate(raw)
         principal = self.practices[ep.arrival.practice]
         try:
-            req = requests.submit(session, self.rt, principal=principal, data=data, raw=raw)
-            session.commit()
+            with session.begin_nested():
+                req = requests.submit(session, self.rt, principal=principal, data=data, raw=raw)
         except ApiError:
             # The engine refused the submission (4xx): that is this patient's single outcome.
-            session.rollback()
             ep.outcome = "rejected"
             return
         ep.primary_code = req.primary_code
@@ -473,13 +512,12 @@ class _Run:
         principal = self.practices[ep.arrival.practice]
         facts = dict(COMPLETE_FACTS.get(ep.arrival.category, {}))
         try:
-            req = requests.resubmit(
-                session, self.rt, principal=principal, request_id=ep.request_ids[-1],
-                changes={"clinical_facts": facts} if facts else {},
-            )  # fmt: skip
-            session.commit()
+            with session.begin_nested():
+                req = requests.resubmit(
+                    session, self.rt, principal=principal, request_id=ep.request_ids[-1],
+                    changes={"clinical_facts": facts} if facts else {},
+                )  # fmt: skip
         except ApiError:
-            session.rollback()
             self._final(ep, "non_affirmed")
             return
         ep.resubmissions += 1
@@ -531,11 +569,12 @@ class _Run:
         if self.pool.free_at >= hour_end or not (self.open - self.in_review):
             return  # nothing new to pick up: skip the worklist read (it is audited and not free)
         per_hour = max(1, math.ceil(self.pool.speed * 60 / self.pool.median_minutes))
-        page = reviews.worklist(
-            session, self.rt, principal=self.reviewer, limit=len(self.in_review) + 3 * per_hour + 5
-        )
+        with session.begin_nested():  # a Ctrl-C inside takes only this call back
+            page = reviews.worklist(
+                session, self.rt, principal=self.reviewer, limit=len(self.in_review) + 3 * per_hour + 5,
+                details=False,
+            )  # fmt: skip
         items = [r.id for r in page.items if r.id not in self.in_review]
-        session.commit()
         for rid in items:
             if self.pool.free_at >= hour_end:
                 break
@@ -546,11 +585,12 @@ class _Run:
             self.push(done, DECIDE, (rid, minutes))
 
     def _record_backlog(self, session: Session, day: dt.date) -> None:
-        total = reviews.worklist(session, self.rt, principal=self.reviewer, limit=1).total
-        esi = reviews.worklist(
-            session, self.rt, principal=self.reviewer, limit=1, category="epidural_steroid_injection"
-        ).total
-        session.commit()
+        with session.begin_nested():  # a Ctrl-C inside takes only this call back
+            total = reviews.worklist(session, self.rt, principal=self.reviewer, limit=1, details=False).total
+            esi = reviews.worklist(
+                session, self.rt, principal=self.reviewer, limit=1, category="epidural_steroid_injection",
+                details=False,
+            ).total  # fmt: skip
         self.backlog.append((day.isoformat(), int(total), int(esi)))
 
     def on_decide(self, session: Session, rid: int, minutes: float) -> None:
@@ -558,11 +598,11 @@ class _Run:
         ep = self.by_request[rid]
         attempt = ep.request_ids.index(rid)
         rng = random.Random(f"{ep.arrival.seed}:decision:{attempt}")
-        req = session.get(PaRequest, rid)
-        assert req is not None
+        # Only the stored criteria results: decide() loads the request itself (with its lines and decisions).
+        results = session.scalars(_CRITERIA_RESULTS, {"id": rid}).one()
         case = "complete" if attempt > 0 else ep.arrival.case
-        unmet = [r["criterion_id"] for r in req.criteria_results if r.get("result") == "unmet"]
-        gaps = [r["criterion_id"] for r in req.criteria_results if r.get("result") != "met"]
+        unmet = [r["criterion_id"] for r in results if r.get("result") == "unmet"]
+        gaps = [r["criterion_id"] for r in results if r.get("result") != "met"]
         if case == "unmet" and unmet and rng.random() < self.a["reviewers.non_affirm_unmet"]:
             outcome, reasons = "non_affirm", unmet[:2]
         elif case == "incomplete" and gaps and rng.random() < self.a["reviewers.non_affirm_incomplete"]:
@@ -570,13 +610,12 @@ class _Run:
         else:
             outcome, reasons = "affirm", []
         try:
-            result = reviews.decide(
-                session, self.rt, principal=self.reviewer, request_id=rid, outcome=outcome, reasons=reasons,
-                note="Reviewed against the governing NCD/LCD.",
-            )  # fmt: skip
-            session.commit()
+            with session.begin_nested():
+                result = reviews.decide(
+                    session, self.rt, principal=self.reviewer, request_id=rid, outcome=outcome,
+                    reasons=reasons, note="Reviewed against the governing NCD/LCD.",
+                )  # fmt: skip
         except ApiError:
-            session.rollback()
             return
         self.clinician_decisions += 1
         if rng.random() < self.a["reviewers.audit_sample_share"]:
@@ -607,6 +646,9 @@ class _Run:
     def on_sweep(self, session: Session) -> None:
         if not self.open:
             return  # nothing undecided, so nothing can be due: skip the query
+        # The sweep commits per batch and rolls everything back if it fails or is interrupted: commit the
+        # hour's events first so they cannot be lost with it.
+        session.commit()
         deadlines.sweep(session, self.rt)
         if not self.profile.deemed_approval.enabled or not self.open:
             return
@@ -620,7 +662,6 @@ class _Run:
             for rid, decided in rows:
                 self.open.discard(rid)
                 self._authorized(self.by_request[rid], decided, Status.DEEMED_AFFIRMED.value, "deemed")
-        session.commit()
 
     # -------------------------------------------------------------------- care and claims
 
@@ -662,14 +703,14 @@ class _Run:
             bodies.append((self.anesthesia, self._claim(ep, [anes_line], anes_npi)))
         for principal, raw in bodies:
             try:
-                claim = claims.submit_claim(
-                    session, self.rt, principal=principal, data=SubmitClaimIn.model_validate(raw), raw=raw,
-                    fee_schedule=self.fees,
-                )  # fmt: skip
-                session.commit()
+                with session.begin_nested():
+                    claim = claims.submit_claim(
+                        session, self.rt, principal=principal, data=SubmitClaimIn.model_validate(raw),
+                        raw=raw, fee_schedule=self.fees,
+                    )  # fmt: skip
                 ep.claims.append(claim.id)
             except ApiError:
-                session.rollback()
+                pass  # refused (4xx): not billed, so not tracked
 
     def _claim(self, ep: Episode, lines: list[dict[str, Any]], npi: str) -> dict[str, Any]:
         return {
@@ -683,14 +724,13 @@ class _Run:
         allowed = support.allowed_triggers(self.profile)
         trigger = allowed[t.pick % len(allowed)] if t.urgent and allowed else None
         try:
-            ticket = support.open_ticket(
-                session, self.rt, principal=self.practices[t.practice], category="portal_access",
-                subject="Cannot complete a WISeR request", description="Simulated ticket.",
-                state=self.scenario.state, urgent_trigger=trigger,
-            )  # fmt: skip
-            session.commit()
+            with session.begin_nested():
+                ticket = support.open_ticket(
+                    session, self.rt, principal=self.practices[t.practice], category="portal_access",
+                    subject="Cannot complete a WISeR request", description="Simulated ticket.",
+                    state=self.scenario.state, urgent_trigger=trigger,
+                )  # fmt: skip
         except ApiError:
-            session.rollback()
             self.tickets_failed += 1
             return
         self.tickets_opened += 1
@@ -698,13 +738,12 @@ class _Run:
 
     def on_ticket_answer(self, session: Session, ticket_id: int) -> None:
         try:
-            support.add_message(
-                session, self.rt, principal=self.staff, ticket_id=ticket_id, body="Fixed; try again."
-            )
-            support.resolve(session, self.rt, principal=self.staff, ticket_id=ticket_id)
-            session.commit()
+            with session.begin_nested():
+                support.add_message(
+                    session, self.rt, principal=self.staff, ticket_id=ticket_id, body="Fixed; try again."
+                )
+                support.resolve(session, self.rt, principal=self.staff, ticket_id=ticket_id)
         except ApiError:
-            session.rollback()
             self.tickets_failed += 1
 
     # -------------------------------------------------------------------- metrics
@@ -935,12 +974,14 @@ def run_profile(
     progress: Callable[[int], None] | None = None,
     keep_dir: Path | None = None,
     calibrate: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    template: Path | None = None,
 ) -> tuple[ProfileRun, dict[str, Any]]:
     """Run one profile on its own temporary database; returns its results (partial after Ctrl-C)."""
     a = assumptions or scenario.assumptions()
     t0 = time.perf_counter()  # wall time for the throughput figure only; simulated time is the FixedClock
-    with _database(keep_dir) as url:
-        run = _Run(scenario, a, workload, profile, url, progress)
+    with _database(keep_dir, template) as url:
+        run = _Run(scenario, a, workload, profile, url, progress, should_stop)
         try:
             with run.rt.sessions() as session:
                 run.setup(session)
@@ -954,13 +995,44 @@ def run_profile(
     return result, cal
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One profile run as handed to a worker process (everything in it pickles)."""
+
+    index: int
+    scenario: Scenario
+    profile: PolicyProfile
+    workload: Workload
+    assumptions: Assumptions
+    keep_dir: Path | None
+    calibrate: bool
+    template: Path
+
+
+def _jobs(scenario: Scenario, a: Assumptions, workload: Workload, keep_dir: Path | None) -> list[_Job]:
+    template = _template_db()
+    jobs = []
+    for i, profile in enumerate(profile_variants(scenario.profiles, compare=scenario.compare)):
+        sub = keep_dir / profile.id if keep_dir is not None else None
+        calibrate = profile.id == "wiser-2026" and _covers_report(scenario, a)
+        jobs.append(_Job(i, scenario, profile, workload, a, sub, calibrate, template))
+    return jobs
+
+
 def simulate(
     scenario: Scenario,
     *,
     progress: Callable[[str, int, int], None] | None = None,
     keep_dir: Path | None = None,
+    workers: int | None = None,
 ) -> SimulationResult:
-    """Run every profile (and ablation) of a scenario on the same workload; stops early on Ctrl-C."""
+    """Run every profile (and ablation) of a scenario on the same workload; stops early on Ctrl-C.
+
+    Profile runs are independent (each has its own database, runtime and clock), so with more than one
+    profile they run in `workers` processes (default: one per profile up to the CPU count, for runs of at
+    least _PARALLEL_MIN_ARRIVALS patients); `workers=1` runs them one after another in this process. Both
+    give identical results for the same seed.
+    """
     a = scenario.assumptions()
     start, end = scenario.window()
     catalog_rt = load_catalog_once()
@@ -969,29 +1041,132 @@ def simulate(
     result = SimulationResult(
         scenario, [], False, assumptions=dict(a.values), expected_annual=workload.expected_annual
     )
-    for profile in profile_variants(scenario.profiles, compare=scenario.compare):
-        total = len(workload.arrivals)
+    jobs = _jobs(scenario, a, workload, keep_dir)
+    if workers is None:
+        # Starting a worker process costs a second or two (imports, catalog, criteria): not worth it for
+        # small runs such as the tests'.
+        small = len(workload.arrivals) < _PARALLEL_MIN_ARRIVALS
+        workers = 1 if small else min(len(jobs), os.cpu_count() or 1)
+    if workers > 1 and len(jobs) > 1:
+        _run_parallel(jobs, result, progress, workers)
+    else:
+        _run_sequential(jobs, result, progress)
+    return result
 
-        def step(done: int, pid: str = profile.id, total: int = total) -> None:
+
+def _collect(result: SimulationResult, run: ProfileRun, cal: dict[str, Any]) -> None:
+    result.runs.append(run)
+    if cal:
+        result.calibration = cal
+    if run.partial:
+        result.partial = True
+
+
+def _run_sequential(
+    jobs: list[_Job], result: SimulationResult, progress: Callable[[str, int, int], None] | None
+) -> None:
+    for job in jobs:
+        total = len(job.workload.arrivals)
+
+        def step(done: int, pid: str = job.profile.id, total: int = total) -> None:
             if progress is not None:
                 progress(pid, done, total)
 
-        sub = keep_dir / profile.id if keep_dir is not None else None
-        calibrate = profile.id == "wiser-2026" and _covers_report(scenario, a)
         try:
             run, cal = run_profile(
-                scenario, profile, workload, assumptions=a, progress=step, keep_dir=sub, calibrate=calibrate
-            )
+                job.scenario, job.profile, job.workload, assumptions=job.assumptions, progress=step,
+                keep_dir=job.keep_dir, calibrate=job.calibrate, template=job.template,
+            )  # fmt: skip
         except KeyboardInterrupt:
             result.partial = True
             break
-        result.runs.append(run)
-        if cal:
-            result.calibration = cal
+        _collect(result, run, cal)
         if run.partial:
-            result.partial = True
             break
-    return result
+
+
+# A worker process's channel to the parent, set by _init_worker (ProcessPoolExecutor passes no per-task queues).
+_events: Any = None
+_stop: Any = None
+
+
+def _init_worker(events: Any, stop: Any) -> None:
+    """Worker process start-up: keep the parent's queue and stop flag; leave Ctrl-C to the parent."""
+    global _events, _stop
+    # Ctrl-C reaches the whole process group; the parent handles it and tells the workers through `stop`,
+    # so a worker always finishes its metrics and returns a (partial) result instead of dying mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _events, _stop = events, stop
+
+
+def _child(job: _Job) -> tuple[ProfileRun, dict[str, Any]] | None:
+    """Run one profile in a worker process, reporting progress; None if stopped before it began."""
+    if _stop.is_set():
+        return None
+    total = len(job.workload.arrivals)
+    every = max(1, total // 200)  # about 200 progress messages per run, not one per arrival
+
+    def step(done: int) -> None:
+        if done % every == 0 or done == total:
+            _events.put((job.index, done))
+
+    return run_profile(
+        job.scenario, job.profile, job.workload, assumptions=job.assumptions, progress=step,
+        keep_dir=job.keep_dir, calibrate=job.calibrate, should_stop=_stop.is_set, template=job.template,
+    )  # fmt: skip
+
+
+def _run_parallel(
+    jobs: list[_Job],
+    result: SimulationResult,
+    progress: Callable[[str, int, int], None] | None,
+    workers: int,
+) -> None:
+    # spawn, not fork: the parent may hold open database connections and threads (a web worker, a test).
+    ctx = mp.get_context("spawn")
+    events, stop = ctx.Queue(), ctx.Event()
+    interrupted = False
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(events, stop)
+    ) as pool:
+        futures = [pool.submit(_child, job) for job in jobs]
+
+        def interrupt() -> None:
+            nonlocal interrupted
+            interrupted = True
+            stop.set()  # running profiles stop at their next event and return partial results
+            for f in futures:
+                f.cancel()  # those not started never start, as in a sequential run
+
+        pending = set(futures)
+        while pending:
+            message = None
+            try:
+                message = events.get(timeout=0.2)
+            except queue.Empty:
+                pass
+            except KeyboardInterrupt:
+                interrupt()
+            if message is not None and progress is not None and not interrupted:
+                index, done = message
+                try:
+                    progress(jobs[index].profile.id, done, len(jobs[index].workload.arrivals))
+                except KeyboardInterrupt:
+                    interrupt()
+            pending = {f for f in pending if not f.done()}
+            if any(not f.cancelled() and f.exception() is not None for f in futures if f.done()):
+                stop.set()  # one profile failed: stop the others too; its error is raised below
+        while True:  # drain, so no worker blocks on a full pipe while the pool shuts down
+            try:
+                events.get_nowait()
+            except queue.Empty:
+                break
+        for f in futures:
+            outcome = None if f.cancelled() else f.result()  # a worker's exception is raised here
+            if outcome is not None:
+                _collect(result, *outcome)
+    if interrupted:
+        result.partial = True
 
 
 def _covers_report(scenario: Scenario, a: Assumptions) -> bool:
