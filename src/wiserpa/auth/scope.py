@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -49,10 +49,9 @@ def load_in_scope(
     for_update: bool = False,
 ) -> T:
     """Fetch one object the caller may see, or audit the refusal and raise NotFound."""
-    stmt = select(model).where(model.id == object_id)  # type: ignore[attr-defined]
-    if for_update:
-        stmt = stmt.with_for_update()
-    obj = session.scalars(stmt).first()
+    # By primary key: a cached statement, and no query at all when the session already holds the object in
+    # this transaction's identity map (a row lock, when asked for, always goes to the database).
+    obj = session.get(model, object_id, with_for_update=True if for_update else None)
     if obj is None or not in_scope(principal, obj):
         audit.record(
             session,
