@@ -2,9 +2,16 @@
 
 Bulk-inserts a realistic mix with SQLAlchemy Core — the demo generator's distributions: six states, every
 active category, 60/20/15/5 complete/incomplete/unmet/exempt, 15 % expedited, 10 % MAC-forwarded, review
-delays drawn from the demo's list (6 … 500 h) so some participants run late — then times
-``service.public_report`` cold (no cache) and warm (cached), on SQLite and, with ``--postgres URL``, on
-PostgreSQL.
+delays drawn from the demo's list (6 … 500 h) so some participants run late — each request with the
+decision rows the services would have written (pend, decision, withdrawal). Then, on SQLite and, with
+``--postgres URL``, on PostgreSQL:
+
+* **live**: ``service.public_report(rt, use_cache=False, rollup=False)`` — every request row read;
+* **first**: the first report with the stored blocks empty (it sums and stores every block);
+* **cold**: ``--repeats`` times, new activity (``--activity`` submissions, a third as many decisions on
+  pended requests, a few withdrawals of recent affirmations) and then a report without the in-process
+  cache — the stored blocks are brought up to date inside the timed call, so it shows the data as of now;
+* **cached**: the same report again from the per-minute in-process cache.
 
     python bench/bench_report.py --requests 1000000 [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/bench]
 """
@@ -13,14 +20,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Connection, Engine, insert, select, text, update
 
+import wiserpa.store.registry  # noqa: F401  (every table, as in the service: claims, support, ... are read)
 from wiserpa.auth.models import OrgKind
 from wiserpa.config import Settings
 from wiserpa.policy.catalog import load_catalog
@@ -28,7 +38,7 @@ from wiserpa.policy.clock import FixedClock
 from wiserpa.policy.profiles import load_profile
 from wiserpa.policy.validation import make_valid_mbi, make_valid_npi
 from wiserpa.reporting import service
-from wiserpa.requests.models import PaRequest
+from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.runtime import Runtime
 from wiserpa.store.db import make_engine
 from wiserpa.store.migrate import upgrade
@@ -58,6 +68,12 @@ def insert_requests(
     with engine.begin() as conn:
         org_ids = {}
         for s in states:
+            found = conn.execute(
+                text("SELECT id FROM organizations WHERE name = :n"), {"n": f"bench practice {s}"}
+            ).scalar()
+            if found is not None:
+                org_ids[s] = found
+                continue
             org_ids[s] = conn.execute(
                 text(
                     "INSERT INTO organizations (name, kind, state, created_at) VALUES (:n, :k, :s, :c)"
@@ -70,11 +86,14 @@ def insert_requests(
                     "c": start.replace(tzinfo=None),
                 },
             ).scalar_one()
-    rows = []
+    # Ids follow arrival, as in the service (a request's id is reserved when it is submitted).
+    arrivals = sorted(start + dt.timedelta(seconds=rng.random() * span) for _ in range(n))
+    rows: list[dict[str, Any]] = []
+    extras: list[dict[str, Any]] = []  # each row's decision rows, inserted once its id is known
     for i in range(n):
         state = states[i % len(states)]
         info = catalog.states[state]
-        received = start + dt.timedelta(seconds=rng.random() * span)
+        received = arrivals[i]
         urgency = "expedited" if rng.random() < 0.15 else "standard"
         channel = "mac_forwarded" if rng.random() < 0.1 else "portal"
         due = received + dt.timedelta(hours=48 if urgency == "expedited" else 72)
@@ -93,8 +112,22 @@ def insert_requests(
                 status, kind = ("non_affirmed" if deny else "affirmed"), "clinician"
             if decided > end:
                 status, kind, decided = "pended", None, None
+        # The decision rows the services write: the pipeline's, a clinician's or the deemed approval,
+        # then the withdrawal.
+        decisions = [
+            (
+                "auto_affirm" if case == "complete" else "exempt" if case == "exempt" else "pend",
+                "pended" if case in ("incomplete", "unmet") else status,
+                received,
+            )
+        ]
+        if case in ("incomplete", "unmet") and status != "pended":
+            later = {"deemed_affirmed": "deemed", "non_affirmed": "clinician_non_affirm"}
+            decisions.append((later.get(status, "clinician_affirm"), status, decided or received))
         if rng.random() < 0.01 and status != "pended":
             status = "withdrawn"
+            decisions.append(("withdrawn", status, (decided or received) + dt.timedelta(hours=1)))
+        extras.append({"decisions": decisions})
         rows.append(
             {
                 "state": state,
@@ -130,15 +163,92 @@ def insert_requests(
             }
         )
         if len(rows) >= batch:
-            with engine.begin() as conn:
-                conn.execute(insert(PaRequest), rows)
-            rows = []
+            _insert(engine, rows, extras)
+            rows, extras = [], []
     if rows:
-        with engine.begin() as conn:
-            conn.execute(insert(PaRequest), rows)
+        _insert(engine, rows, extras)
 
 
-def run(url: str, n: int, repeats: int) -> dict[str, float]:
+def _decision(request_id: int, kind: str, status: str, at: dt.datetime) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "kind": kind,
+        "dedupe": "deemed" if kind == "deemed" else "",
+        "resulting_status": status,
+        "effective": True,
+        "decided_at": at,
+        "reasons": [],
+        "note": None,
+        "profile_id": "asa-reform",
+        "profile_version": "bench",
+        "criteria_results": [],
+        "facts_used": {},
+    }
+
+
+def _insert(engine: Engine, rows: list[dict[str, Any]], extra: list[dict[str, Any]]) -> None:
+    with engine.begin() as conn:
+        ids = (
+            conn.execute(insert(PaRequest).returning(PaRequest.id, sort_by_parameter_order=True), rows)
+            .scalars()
+            .all()
+        )
+        decisions = [
+            _decision(rid, kind, status, at)
+            for rid, e in zip(ids, extra, strict=True)
+            for kind, status, at in e["decisions"]
+        ]
+        conn.execute(insert(Decision), decisions)
+
+
+def activity(engine: Engine, now: dt.datetime, *, submits: int, seed: int) -> dict[str, int]:
+    """What happens between two reports: new submissions, decisions on pended requests, withdrawals."""
+    insert_requests(engine, submits, seed=seed, start=now - dt.timedelta(hours=12), end=now, deems=True)
+    rng = random.Random(seed)
+    with engine.begin() as conn:
+        pended = (
+            conn.execute(
+                select(PaRequest.id)
+                .where(PaRequest.status == "pended", PaRequest.due_at > now)
+                .order_by(PaRequest.due_at)
+                .limit(submits // 3)
+            )
+            .scalars()
+            .all()
+        )
+        decided = [(rid, "affirmed" if rng.random() < 0.7 else "non_affirmed") for rid in pended]
+        _change(conn, decided, now)
+        recent = (
+            conn.execute(
+                select(PaRequest.id)
+                .where(PaRequest.status == "affirmed", PaRequest.received_at >= now - dt.timedelta(days=30))
+                .order_by(PaRequest.id.desc())
+                .limit(2000)
+            )
+            .scalars()
+            .all()
+        )
+        withdrawn = rng.sample(list(recent), min(len(recent), max(1, submits // 100)))
+        _change(conn, [(rid, "withdrawn") for rid in withdrawn], now)
+    return {"submitted": submits, "decided": len(decided), "withdrawn": len(withdrawn)}
+
+
+def _change(conn: Connection, changes: list[tuple[int, str]], now: dt.datetime) -> None:
+    """Change outcomes as the services do: the row (version + 1) and an appended decision."""
+    for rid, status in changes:
+        values: dict[str, Any] = {"status": status, "updated_at": now, "version": PaRequest.version + 1}
+        if status != "withdrawn":
+            values |= {"decided_at": now, "decision_kind": "clinician"}
+        conn.execute(update(PaRequest).where(PaRequest.id == rid).values(**values))
+        kind = {"affirmed": "clinician_affirm", "non_affirmed": "clinician_non_affirm"}.get(status, status)
+        conn.execute(insert(Decision), [_decision(rid, kind, status, now)])
+
+
+def _ms(timings: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+
+
+def run(url: str, n: int, repeats: int, submits: int, live: bool) -> dict[str, Any]:
     """Load ``n`` requests into a fresh database at ``url`` and time the report."""
     engine = make_engine(url)
     upgrade(engine)
@@ -147,36 +257,67 @@ def run(url: str, n: int, repeats: int) -> dict[str, float]:
     load_s = time.perf_counter() - t
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE pa_requests"))
+            conn.execute(text("VACUUM ANALYZE"))
     else:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
+    now = END + dt.timedelta(days=3)
+    clock = FixedClock(now)
     rt = Runtime.build(
         Settings(database_url=url, profile="asa-reform"),
         engine=engine,
-        clock=FixedClock(END + dt.timedelta(days=3)),
+        clock=clock,
         profile=load_profile("asa-reform"),
     )
-    cold = []
-    for _ in range(repeats):
+    out: dict[str, Any] = {"load_s": load_s}
+    if live:
+        t = time.perf_counter()
+        report = service.public_report(rt, use_cache=False, rollup=False)
+        out["live_s"] = time.perf_counter() - t
+        out["live_timings"] = report.timings
+    t = time.perf_counter()
+    first = service.public_report(rt, use_cache=False)
+    out["first_s"] = time.perf_counter() - t
+    out["first_timings"] = first.timings
+    if live:
+        assert first.values == report.values and first.stats == report.stats, "rollup differs from live"
+    cold: list[float] = []
+    for i in range(repeats):
+        now += dt.timedelta(minutes=10)
+        clock.set(now)
+        out["activity"] = activity(engine, now, submits=submits, seed=1000 + i)
         t = time.perf_counter()
         report = service.public_report(rt, use_cache=False)
         cold.append(time.perf_counter() - t)
+        out.setdefault("cold_timings", []).append(report.timings)
     service.clear_cache()
     service.public_report(rt)
     t = time.perf_counter()
     service.public_report(rt)
-    warm = time.perf_counter() - t
-    hidden = sum(1 for v in report.values.values() if v is None)
-    engine.dispose()
-    return {
-        "load_s": load_s,
-        "cold_median_s": statistics.median(cold),
-        "cold_min_s": min(cold),
-        "warm_s": warm,
+    out["warm_s"] = time.perf_counter() - t
+    out |= {
+        "cold": cold,
         "facts": len(report.values),
-        "hidden": hidden,
+        "hidden": sum(1 for v in report.values.values() if v is None),
     }
+    engine.dispose()
+    return out
+
+
+def _print(name: str, n: int, r: dict[str, Any]) -> None:
+    print(f"{name} {n:,} requests (load {r['load_s']:.0f} s), load average {os.getloadavg()[0]:.1f}")
+    if "live_s" in r:
+        print(f"  live (every row read)        {r['live_s']:6.2f} s   [{_ms(r['live_timings'])}] ms")
+    print(f"  first (blocks empty)         {r['first_s']:6.2f} s   [{_ms(r['first_timings'])}] ms")
+    cold = r["cold"]
+    print(
+        f"  COLD, up to date             {statistics.median(cold):6.2f} s median, min {min(cold):.2f}, "
+        f"max {max(cold):.2f} over {len(cold)} (after each: {r['activity']})"
+    )
+    for timings in r["cold_timings"]:
+        print(f"      [{_ms(timings)}] ms")
+    print(f"  cached (in-process)          {r['warm_s'] * 1000:6.0f} ms")
+    print(f"  {r['facts']} facts, {r['hidden']} suppressed")
 
 
 def main() -> None:
@@ -184,23 +325,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--activity", type=int, default=1000, help="submissions between two timed reports")
+    ap.add_argument("--no-live", action="store_true", help="skip the every-row live report")
     ap.add_argument("--postgres", help="an empty PostgreSQL database URL (its tables are created)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        r = run(url, args.requests, args.repeats)
-        print(
-            f"sqlite     {args.requests:>9,} requests: load {r['load_s']:.1f} s; public report cold "
-            f"{r['cold_median_s']:.2f} s (min {r['cold_min_s']:.2f}), cached {r['warm_s'] * 1000:.0f} ms; "
-            f"{r['facts']} facts, {r['hidden']} suppressed"
+        _print(
+            "sqlite", args.requests, run(url, args.requests, args.repeats, args.activity, not args.no_live)
         )
     if args.postgres:
-        r = run(args.postgres, args.requests, args.repeats)
-        print(
-            f"postgresql {args.requests:>9,} requests: load {r['load_s']:.1f} s; public report cold "
-            f"{r['cold_median_s']:.2f} s (min {r['cold_min_s']:.2f}), cached {r['warm_s'] * 1000:.0f} ms; "
-            f"{r['facts']} facts, {r['hidden']} suppressed"
-        )
+        r = run(args.postgres, args.requests, args.repeats, args.activity, not args.no_live)
+        _print("postgresql", args.requests, r)
 
 
 if __name__ == "__main__":

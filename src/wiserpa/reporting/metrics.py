@@ -4,10 +4,11 @@ The finest grain is participant × state × service category × month (× urgenc
 rows at most whatever the number of requests, so every coarser cut (participant × month, quarter, year,
 category × state ...) is an exact sum of fine rows. Only two things are not additive:
 
-* **percentiles** of hours to decision: PostgreSQL computes them with ``percentile_cont`` (one query with
-  ``GROUPING SETS``); SQLite has no percentile aggregate, so the database returns a histogram of
-  durations rounded to the second (``GROUP BY cell, seconds`` with ``COUNT(*)``) and the interpolation is
-  done on those weighted values — the same definition as ``percentile_cont`` (linear between the ranks);
+* **percentiles** of hours to decision: the database returns a histogram of durations rounded to the
+  second (``GROUP BY participant, month, urgency, seconds`` with ``COUNT(*)``), on SQLite (which has no
+  percentile aggregate) and PostgreSQL alike, and the interpolation is done on those weighted values —
+  ``percentile_cont``'s definition (linear between the ranks). Histograms add up, so ``rollup.py`` can
+  keep them pre-aggregated like the counters;
 * nothing else: means come from sums and counts.
 
 Every figure is computed under the profile in force at ``now``: a past-due undecided request under a
@@ -24,18 +25,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    CompoundSelect,
     Connection,
     Integer,
+    Select,
     and_,
     case,
     cast,
-    exists,
     func,
     literal,
     literal_column,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -46,15 +47,23 @@ from wiserpa.store.base import Base
 
 __all__ = [
     "CHANNELS",
+    "HIST_DIMS",
     "OUTCOMES",
     "TIMELINESS",
     "URGENCIES",
     "FineData",
+    "Histogram",
+    "approved_after_appeal",
     "collect",
+    "collect_others",
+    "duration_histogram",
     "duration_quantiles",
+    "merge_histograms",
     "month_of",
     "period_of",
+    "quantiles_from_histogram",
     "quarter_of",
+    "request_rows",
     "weighted_quantile",
 ]
 
@@ -175,6 +184,9 @@ def _table_present(name: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------- fine data
 
+# {dimension values: {whole seconds to decision: count}}
+Histogram = dict[tuple[str, ...], dict[int, int]]
+
 
 @dataclass
 class FineData:
@@ -191,6 +203,8 @@ class FineData:
     experience: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     # (participant, state, category, month) -> distinct requests with a peer-to-peer event
     peer_to_peer: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    # (participant, month, urgency) -> {whole seconds to decision: count} (monthly collections only)
+    durations: Histogram = field(default_factory=dict)
     sources: dict[str, bool] = field(default_factory=dict)  # which optional tables were read
 
     def months(self) -> list[str]:
@@ -231,9 +245,17 @@ def _penalty_sql(
     return (case((late, seconds), else_=0.0), case((late, price), else_=0.0))
 
 
-def _requests(
-    conn: Connection, now: dt.datetime, penalties: PenaltyPolicy, period: str = "month"
+def request_rows(
+    conn: Connection,
+    now: dt.datetime,
+    penalties: PenaltyPolicy,
+    period: str = "month",
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
+    appeals: bool = True,
 ) -> dict[Any, dict[str, float]]:
+    """Fine request rows over the requests matching ``where``; ``appeals=False`` leaves
+    "approved after appeal" at 0 (the rollup adds it live: it depends on other rows)."""
     eff = effective_status_sql(now)
     now_lit = literal(now, PaRequest.due_at.type)
     deemed = eff == Status.DEEMED_AFFIRMED.value
@@ -250,27 +272,9 @@ def _requests(
     hours = _seconds_between(conn, decided_time, PaRequest.received_at) / 3600.0
     is_resub = PaRequest.predecessor_id.is_not(None)
 
-    # "Approved after appeal" (CMS-0057-F): a non-affirmed request later approved — by an affirmed
-    # resubmission (WISeR's route back) or by an overturned appeal of the claim line it denied.
-    succ = PaRequest.__table__.alias("succ")
-    appeal_paths: list[ColumnElement[bool]] = [
-        exists(
-            select(succ.c.id).where(
-                succ.c.predecessor_id == PaRequest.id,
-                succ.c.status.in_(_APPROVED),
-            )
-        )
-    ]
-    if _table_present("claim_lines"):
-        lines = Base.metadata.tables["claim_lines"]
-        appeal_paths.append(
-            exists(
-                select(lines.c.id).where(
-                    lines.c.request_id == PaRequest.id, lines.c.appeal_status == "overturned"
-                )
-            )
-        )
-    approved_after_appeal = and_(eff == Status.NON_AFFIRMED.value, or_(*appeal_paths))
+    approved_after_appeal = and_(eff == Status.NON_AFFIRMED.value, PaRequest.id.in_(_appealed_ids()))
+    if not appeals:
+        approved_after_appeal = literal(False)
     late_seconds, price = _penalty_sql(conn, now, penalties, late, decided_time, eff)
     month = _month_sql(conn, PaRequest.received_at, period)
 
@@ -298,6 +302,7 @@ def _requests(
             price.label("price"),
             late_seconds.label("late_seconds"),
         )
+        .where(*where)
         .offset(0)
         .subquery("r")
     )
@@ -326,6 +331,35 @@ def _requests(
         key = tuple(str(v) for v in row[:5])
         out[key] = {name: float(v or 0) for name, v in zip(REQUEST_FIELDS, row[5:], strict=True)}
     return out
+
+
+def _appealed_ids() -> Select[Any] | CompoundSelect[Any]:
+    """Ids of requests later approved another way ("approved after appeal", CMS-0057-F, once non-affirmed).
+
+    By an affirmed resubmission (WISeR's route back) or by an overturned appeal of the claim line it
+    denied. Used as an uncorrelated ``id IN (...)``: evaluated once, then primary-key lookups (a correlated
+    EXISTS on the mostly-NULL predecessor_id index made SQLite scan the table once per row).
+    ``predecessor_id > 0`` rather than ``IS NOT NULL``: ids are positive, and SQLite's planner, whose
+    statistics can see the column as one value (NULL), uses the index for a range but not for NOT NULL.
+    """
+    succ = PaRequest.__table__.alias("succ")
+    resubmitted = select(succ.c.predecessor_id).where(succ.c.predecessor_id > 0, succ.c.status.in_(_APPROVED))
+    if not _table_present("claim_lines"):
+        return resubmitted
+    lines = Base.metadata.tables["claim_lines"]
+    return resubmitted.union(select(lines.c.request_id).where(lines.c.appeal_status == "overturned"))
+
+
+def approved_after_appeal(conn: Connection, period: str = "month") -> dict[Any, int]:
+    """Non-affirmed requests later approved, by (participant, state, category, month, urgency)."""
+    month = _month_sql(conn, PaRequest.received_at, period)
+    dims = [PaRequest.participant, PaRequest.state, PaRequest.category, month, PaRequest.urgency]
+    stmt = (
+        select(*dims, func.count())
+        .where(PaRequest.id.in_(_appealed_ids()), PaRequest.status == Status.NON_AFFIRMED.value)
+        .group_by(*dims)
+    )
+    return {tuple(str(v) for v in row[:5]): int(row[5]) for row in conn.execute(stmt)}
 
 
 def _claims(conn: Connection) -> dict[Any, dict[str, float]]:
@@ -423,7 +457,16 @@ def collect(
     other sources stay monthly.
     """
     data = FineData(now=now)
-    data.requests = _requests(conn, now, penalties, period)
+    data.requests = request_rows(conn, now, penalties, period)
+    if period == "month":
+        data.durations = duration_histogram(conn, now=now)
+    collect_others(conn, data)
+    return data
+
+
+def collect_others(conn: Connection, data: FineData) -> None:
+    """Fill in everything but the request rows and durations: peer-to-peer and the optional tables."""
+    now = data.now
     data.peer_to_peer = _peer_to_peer(conn)
     data.sources = {"requests": True, "peer_to_peer": True}
     for name, loader in (
@@ -441,7 +484,6 @@ def collect(
                 data.support = result  # type: ignore[assignment]
             else:
                 data.experience = result  # type: ignore[assignment]
-    return data
 
 
 # ---------------------------------------------------------------------------------------------- quantiles
@@ -474,25 +516,84 @@ QUANTILE_DIMS = ("participant", "state", "category", "month", "quarter", "year",
 
 
 def _dim_sql(conn: Connection, name: str) -> ColumnElement[Any]:
-    col = PaRequest.received_at
-    plain: dict[str, ColumnElement[Any]] = {
-        "participant": PaRequest.__table__.c.participant,
-        "state": PaRequest.__table__.c.state,
-        "category": PaRequest.__table__.c.category,
-        "urgency": PaRequest.__table__.c.urgency,
-    }
-    if name in plain:
-        return plain[name]
-    if _is_pg(conn):
-        fmt = {"month": "'YYYY-MM'", "quarter": "'YYYY-\"Q\"Q'", "year": "'YYYY'"}[name]
-        return func.to_char(col, literal_column(fmt))
+    """A plain dimension, or the month (quarters and years are derived from months in Python)."""
     if name == "month":
-        return func.substr(col, 1, 7)
-    if name == "year":
-        return func.substr(col, 1, 4)
-    # SQLite quarter: 'YYYY-Q' || ((month + 2) / 3)
-    quarter = cast((cast(func.substr(col, 6, 2), Integer) + 2) // 3, Integer)
-    return func.substr(col, 1, 4).op("||")(literal("-Q")).op("||")(quarter)
+        return _month_sql(conn, PaRequest.received_at)
+    return PaRequest.__table__.c[name]
+
+
+HIST_DIMS = ("participant", "month", "urgency")  # the grain FineData.durations is kept at
+
+
+def duration_histogram(
+    conn: Connection,
+    *,
+    now: dt.datetime,
+    dims: Sequence[str] = HIST_DIMS,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> Histogram:
+    """Decided requests counted by ``dims`` and whole seconds to decision: {dim values: {seconds: count}}.
+
+    A deemed request is decided at its due instant (whether or not a sweep stored it).
+    """
+    eff = effective_status_sql(now)
+    deemed = eff == Status.DEEMED_AFFIRMED.value
+    decided_time = case((deemed, PaRequest.due_at), else_=PaRequest.decided_at)
+    has_decision = or_(eff.in_(_DECIDED_BY_SOMEONE), deemed)
+    seconds = _seconds_between(conn, decided_time, PaRequest.received_at)
+    secs = cast(func.round(seconds), Integer)
+    cols = [_dim_sql(conn, d) for d in dims]
+    stmt = select(*cols, secs, func.count()).where(has_decision, *where).group_by(*cols, secs)
+    out: Histogram = {}
+    for row in conn.execute(stmt):
+        counts = out.setdefault(tuple(str(v) for v in row[: len(cols)]), {})
+        s = int(row[-2])
+        counts[s] = counts.get(s, 0) + int(row[-1])
+    return out
+
+
+def merge_histograms(into: Histogram, other: Histogram) -> None:
+    """Add ``other``'s counts to ``into``."""
+    for key, counts in other.items():
+        acc = into.setdefault(key, {})
+        for s, c in counts.items():
+            acc[s] = acc.get(s, 0) + c
+
+
+def quantiles_from_histogram(
+    hist: Histogram,
+    dims: Sequence[str],
+    grains: Iterable[Sequence[str]],
+    qs: Sequence[float] = (0.5, 0.9),
+) -> dict[tuple[str, ...], dict[tuple[str, ...], tuple[float | None, ...]]]:
+    """Hours-to-decision quantiles for each grain from a histogram kept at ``dims`` (quarter and year are
+    derived from the month): the ``percentile_cont`` definition, linear between ranks, on whole seconds."""
+    wanted: list[tuple[str, ...]] = [tuple(g) for g in grains]
+    index = {d: i for i, d in enumerate(dims)}
+    for g in wanted:
+        missing = {"month" if d in ("quarter", "year") else d for d in g} - set(dims)
+        if missing:
+            raise ValueError(f"histogram at {tuple(dims)} cannot give {sorted(missing)}")
+
+    def value(key: tuple[str, ...], d: str) -> str:
+        if d == "quarter":
+            return quarter_of(key[index["month"]])
+        if d == "year":
+            return key[index["month"]][:4]
+        return key[index[d]]
+
+    out: dict[tuple[str, ...], dict[tuple[str, ...], tuple[float | None, ...]]] = {}
+    for g in wanted:
+        grouped: Histogram = defaultdict(dict)
+        for key, counts in hist.items():
+            acc = grouped[tuple(value(key, d) for d in g)]
+            for s, c in counts.items():
+                acc[s] = acc.get(s, 0) + c
+        out[g] = {}
+        for gk, counts in grouped.items():
+            pairs = [(s / 3600.0, c) for s, c in sorted(counts.items())]
+            out[g][gk] = tuple(weighted_quantile(pairs, q) for q in qs)
+    return out
 
 
 def duration_quantiles(
@@ -502,71 +603,24 @@ def duration_quantiles(
     grains: Iterable[Sequence[str]],
     qs: Sequence[float] = (0.5, 0.9),
 ) -> dict[tuple[str, ...], dict[tuple[str, ...], tuple[float | None, ...]]]:
-    """Hours to decision quantiles for each grain: {grain: {group values: (q1, q2, ...)}}."""
+    """Hours to decision quantiles for each grain: {grain: {group values: (q1, q2, ...)}}.
+
+    One histogram query at the union of the grains' dimensions (whole seconds; quarter and year derived
+    from the month), then exact ``percentile_cont`` interpolation on the weighted values — the same on
+    SQLite (which has no percentile aggregate) and PostgreSQL, and the same as the rollup's path.
+    """
     wanted: list[tuple[str, ...]] = [tuple(g) for g in grains]
     for g in wanted:
         unknown = set(g) - set(QUANTILE_DIMS)
         if unknown:
             raise ValueError(f"unknown quantile dimension(s): {sorted(unknown)}")
-    eff = effective_status_sql(now)
-    deemed = eff == Status.DEEMED_AFFIRMED.value
-    decided_time = case((deemed, PaRequest.due_at), else_=PaRequest.decided_at)
-    has_decision = or_(eff.in_(_DECIDED_BY_SOMEONE), deemed)
-    seconds = _seconds_between(conn, decided_time, PaRequest.received_at)
-    out: dict[tuple[str, ...], dict[tuple[str, ...], tuple[float | None, ...]]] = {g: {} for g in wanted}
     if not wanted:
-        return out
-    if _is_pg(conn):
-        # One pass: GROUPING SETS with the ordered-set aggregate; GROUPING() tells the sets apart.
-        hours = seconds / 3600.0
-        all_dims = sorted({d for g in wanted for d in g}, key=QUANTILE_DIMS.index)
-        exprs = {d: _dim_sql(conn, d) for d in all_dims}
-        aggs = [func.percentile_cont(q).within_group(hours) for q in qs]
-        sets = [tuple_(*[exprs[d] for d in g]) for g in wanted]
-        stmt = (
-            select(*exprs.values(), func.grouping(*exprs.values()), *aggs)
-            .where(has_decision)
-            .group_by(func.grouping_sets(*sets))
-        )
-        width = len(all_dims)
-        mask_of = {sum(1 << (width - 1 - i) for i, d in enumerate(all_dims) if d not in g): g for g in wanted}
-        for row in conn.execute(stmt):
-            found = mask_of.get(int(row[width]))
-            if found is None:
-                continue
-            g = found
-            key = tuple(str(row[all_dims.index(d)]) for d in g)
-            out[g][key] = tuple(None if v is None else float(v) for v in row[width + 1 :])
-        return out
-    # SQLite: one histogram query at the union of the grains' dimensions (whole seconds; quarter and year
-    # derived from the month), then exact percentile_cont interpolation on the weighted values.
+        return {}
     base_dims = sorted(
         {"month" if d in ("quarter", "year") else d for g in wanted for d in g}, key=QUANTILE_DIMS.index
     )
-    secs = cast(func.round(seconds), Integer)
-    dims = [_dim_sql(conn, d) for d in base_dims]
-    stmt = select(*dims, secs, func.count()).where(has_decision).group_by(*dims, secs)
-    hist: dict[tuple[str, ...], dict[tuple[str, ...], dict[int, int]]] = {
-        g: defaultdict(lambda: defaultdict(int)) for g in wanted
-    }
-    index = {d: i for i, d in enumerate(base_dims)}
-
-    def value(row: Any, d: str) -> str:
-        if d == "quarter":
-            return quarter_of(str(row[index["month"]]))
-        if d == "year":
-            return str(row[index["month"]])[:4]
-        return str(row[index[d]])
-
-    for row in conn.execute(stmt):
-        s, c = int(row[-2]), int(row[-1])
-        for g in wanted:
-            hist[g][tuple(value(row, d) for d in g)][s] += c
-    for g in wanted:
-        for key, counts in hist[g].items():
-            pairs = [(s / 3600.0, c) for s, c in sorted(counts.items())]
-            out[g][key] = tuple(weighted_quantile(pairs, q) for q in qs)
-    return out
+    hist = duration_histogram(conn, now=now, dims=base_dims)
+    return quantiles_from_histogram(hist, base_dims, wanted, qs)
 
 
 def rollup(rows: Mapping[Any, Mapping[str, float]], key_fn: Any) -> dict[Any, dict[str, float]]:

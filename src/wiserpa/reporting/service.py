@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from wiserpa.reporting import metrics as m
+from wiserpa.reporting import rollup as blocks
 from wiserpa.reporting.cms0057 import PaCounts, cms0057_metrics
 from wiserpa.reporting.compensation import (
     CompensationParams,
@@ -534,6 +536,8 @@ class PublicReport:
     penalties_enforced: bool
     computed_in_ms: float = 0.0
     cached: bool = False
+    # Build phases in ms and the numbers of blocks reused and summed (diagnostics, never published).
+    timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def periods(self, grain: str) -> list[str]:
@@ -774,8 +778,7 @@ def _assemble(rt: Runtime, data: m.FineData, *, suppress: bool) -> PublicReport:
     values: dict[Key, int | None] = publish(facts) if suppress else dict(facts.counts)
     grains: list[tuple[str, ...]] = [("participant", g, "urgency") for g in ("month", "year")]
     grains += [(g, "urgency") for g in ("month", "year")]
-    with _read(rt) as conn:
-        quant = m.duration_quantiles(conn, now=data.now, grains=grains)
+    quant = m.quantiles_from_histogram(data.durations, m.HIST_DIMS, grains)
     stats = _stats(facts, values, quant)
     if not suppress:
         # Oversight: statistics over any population, however small.
@@ -823,10 +826,34 @@ def _assemble(rt: Runtime, data: m.FineData, *, suppress: bool) -> PublicReport:
 
 @contextmanager
 def _read(rt: Runtime) -> Iterator[Connection]:
-    """A read-only connection: on SQLite a deferred transaction, so reports never take the writer lock."""
+    """A read-only connection: on SQLite a deferred transaction, so reports never take the writer lock;
+    on PostgreSQL REPEATABLE READ, so every query of one report sees the same snapshot."""
     with rt.engine.connect() as conn:
-        conn.execution_options(sqlite_begin="DEFERRED")
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        else:
+            conn.execution_options(sqlite_begin="DEFERRED")
         yield conn
+
+
+def _collect(rt: Runtime, now: dt.datetime, *, rollup: bool) -> tuple[m.FineData, dict[str, float]]:
+    """The fine data as of ``now``: from the up-to-date blocks (``reporting.rollup``) or all rows live."""
+    if not rollup:
+        started = time.perf_counter()
+        with _read(rt) as conn:
+            data = m.collect(conn, now=now, penalties=rt.profile.penalties)
+        return data, {"live_queries": round((time.perf_counter() - started) * 1000, 1)}
+    with _read(rt) as conn:
+        got = blocks.collect(conn, now=now, penalties=rt.profile.penalties)
+    started = time.perf_counter()
+    blocks.store(rt.engine, got.fresh)
+    timings = {
+        **got.timings,
+        "store_blocks": round((time.perf_counter() - started) * 1000, 1),
+        "blocks_reused": got.reused,
+        "blocks_summed": len(got.fresh),
+    }
+    return got.data, timings
 
 
 _CACHE: OrderedDict[tuple[Any, ...], PublicReport] = OrderedDict()
@@ -835,12 +862,16 @@ _CACHE_SIZE = 8
 
 
 def _fingerprint(rt: Runtime) -> tuple[Any, ...]:
-    """Cheap data version: row counts and the latest change of every source table."""
+    """Cheap data version: row counts and the newest id of every source table.
+
+    Every change of a request's outcome appends a decision, so the decisions' count and newest id move
+    with it; the requests' newest id is a primary-key lookup (their latest ``updated_at`` was a full scan).
+    """
     from wiserpa.requests.models import PaRequest
 
     parts: list[Any] = []
     with _read(rt) as conn:
-        parts.append(tuple(conn.execute(select(func.count(), func.max(PaRequest.updated_at))).one()))
+        parts.append(tuple(conn.execute(select(func.count(), func.max(PaRequest.id))).one()))
         for name in ("decisions", "claim_lines", "support_cycles", "experience_reports"):
             if name in Base.metadata.tables:
                 t = Base.metadata.tables[name]
@@ -872,33 +903,33 @@ def _cached(rt: Runtime, kind: str, build: Any) -> PublicReport:
     return report
 
 
-def public_report(rt: Runtime, *, use_cache: bool = True) -> PublicReport:
-    """The suppressed public report as of ``rt.clock.now()`` (cached per profile, minute and data version)."""
+def _build(rt: Runtime, *, suppress: bool, rollup: bool) -> PublicReport:
+    started = time.perf_counter()  # measuring only: the figures use the injected clock
+    now = rt.clock.now()
+    data, timings = _collect(rt, now, rollup=rollup)
+    t = time.perf_counter()
+    report = _assemble(rt, data, suppress=suppress)
+    timings["assemble"] = round((time.perf_counter() - t) * 1000, 1)
+    report.computed_in_ms = round((time.perf_counter() - started) * 1000, 1)
+    report.timings = timings
+    return report
+
+
+def public_report(rt: Runtime, *, use_cache: bool = True, rollup: bool = True) -> PublicReport:
+    """The suppressed public report as of ``rt.clock.now()`` (cached per profile, minute and data version).
+
+    ``rollup=False`` reads every request row instead of the stored blocks (same figures, slower).
+    """
 
     def build() -> PublicReport:
-        import time
-
-        started = time.perf_counter()  # measuring only: the figures use the injected clock
-        now = rt.clock.now()
-        with _read(rt) as conn:
-            data = m.collect(conn, now=now, penalties=rt.profile.penalties)
-        report = _assemble(rt, data, suppress=True)
-        report.computed_in_ms = round((time.perf_counter() - started) * 1000, 1)
-        return report
+        return _build(rt, suppress=True, rollup=rollup)
 
     return _cached(rt, "public", build) if use_cache else build()
 
 
 def oversight_report(rt: Runtime) -> PublicReport:
     """The same figures without suppression, for signed-in oversight staff only."""
-
-    def build() -> PublicReport:
-        now = rt.clock.now()
-        with _read(rt) as conn:
-            data = m.collect(conn, now=now, penalties=rt.profile.penalties)
-        return _assemble(rt, data, suppress=False)
-
-    return _cached(rt, "oversight", build)
+    return _cached(rt, "oversight", lambda: _build(rt, suppress=False, rollup=True))
 
 
 def oversight_cuts(rt: Runtime, *, period: str = "month") -> list[dict[str, Any]]:

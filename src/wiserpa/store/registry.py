@@ -8,6 +8,7 @@ from wiserpa.exemptions import models as exemption_models
 from wiserpa.experience import models as experience_models
 from wiserpa.fhir import models as fhir_models
 from wiserpa.goldcard import models as goldcard_models
+from wiserpa.reporting import models as reporting_models
 from wiserpa.requests import models as request_models
 from wiserpa.reviews import models as review_models
 from wiserpa.sim import models as sim_models
@@ -26,6 +27,7 @@ __all__ = [
     "fhir_models",
     "goldcard_models",
     "idempotency",
+    "reporting_models",
     "request_models",
     "review_models",
     "sim_models",
