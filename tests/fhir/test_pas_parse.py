@@ -534,3 +534,31 @@ def test_operation_outcome_is_valid_r4() -> None:
     OperationOutcome.model_validate(err.operation_outcome())
     with pytest.raises(ValueError):
         FhirError([])
+
+
+def test_immediate_certification_needs_a_level_of_service() -> None:
+    """ImmediateLevelOfCare: an item certified as immediate (code 1) without levelOfServiceCode is refused."""
+    from wiserpa.fhir.pas import EXT_CERTIFICATION_TYPE, EXT_LEVEL_OF_SERVICE
+
+    bundle = wiser("standard")
+    claim = bundle["entry"][0]["resource"]
+    claim["extension"] = [e for e in claim.get("extension", []) if e.get("url") != EXT_LEVEL_OF_SERVICE]
+    parse_pas_bundle(bundle)  # without an immediate item, no level of service is needed
+    item = claim["item"][0]
+    immediate = {
+        "url": EXT_CERTIFICATION_TYPE,
+        "valueCodeableConcept": {
+            "coding": [{"system": "https://codesystem.x12.org/005010/1322", "code": "1"}]
+        },
+    }
+    item["extension"] = [*item.get("extension", []), immediate]
+    with pytest.raises(FhirError) as exc:
+        parse_pas_bundle(bundle)
+    assert any("ImmediateLevelOfCare" in i.diagnostics for i in exc.value.issues)
+
+    level = {"url": EXT_LEVEL_OF_SERVICE, "valueCodeableConcept": {"coding": [{"code": "U"}]}}
+    claim["extension"] = [*claim.get("extension", []), level]
+    try:
+        parse_pas_bundle(bundle)
+    except FhirError as err:  # other findings are possible; this invariant must not be one of them
+        assert not any("ImmediateLevelOfCare" in i.diagnostics for i in err.issues)

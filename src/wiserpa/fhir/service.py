@@ -12,7 +12,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from wiserpa.audit import service as audit
@@ -29,6 +29,7 @@ from wiserpa.requests.models import PaRequest, RequestLine
 from wiserpa.requests.schemas import SubmitRequestIn
 from wiserpa.requests.status import AFFIRMED_STATES, OPEN, Status, effective_status
 from wiserpa.runtime import Runtime
+from wiserpa.store.base import table_of
 
 __all__ = [
     "api_error_to_fhir",
@@ -335,18 +336,19 @@ def submit(session: Session, rt: Runtime, *, principal: Principal, parsed: PasSu
             # A non-affirmed or withdrawn request is resubmitted (WISeR allows unlimited resubmissions).
             request = _engine_submit(session, rt, principal, parsed, data, original)
     claim_ident = (parsed.claim.get("identifier") or [{}])[0]
-    session.add(
-        FhirBundle(
-            request_id=request.id,
-            organization_id=principal.organization_id,
-            kind=parsed.kind,
-            bundle_identifier=parsed.bundle_identifier[:300],
-            claim_identifier=pas._identifier_str(claim_ident)[:300],
-            bundle=parsed.bundle,
-            received_at=now,
-        )
+    # A Core insert: the received Bundle is write-once, so the unit of work would only add a flush.
+    session.execute(
+        insert(table_of(FhirBundle)),
+        {
+            "request_id": request.id,
+            "organization_id": principal.organization_id,
+            "kind": parsed.kind,
+            "bundle_identifier": parsed.bundle_identifier[:300],
+            "claim_identifier": pas._identifier_str(claim_ident)[:300],
+            "bundle": parsed.bundle,
+            "received_at": now,
+        },
     )
-    session.flush()
     audit.record(
         session,
         actor=principal.actor,
