@@ -17,7 +17,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select, text
@@ -25,6 +24,7 @@ from sqlalchemy import Engine, insert, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_postgres  # noqa: E402
 from tests.factories import body  # noqa: E402
 
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
@@ -230,22 +230,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run(f"sqlite:///{tmp}/bench.db", "sqlite", args.authorizations, args.claims, args.requests)
     if args.postgres_url:
-        name = f"wiserpa_bench_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            run(
-                args.postgres_url.rsplit("/", 1)[0] + "/" + name,
-                "postgresql",
-                args.authorizations,
-                args.claims,
-                args.requests,
-            )
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        with scratch_postgres(args.postgres_url) as url:
+            run(url, "postgresql", args.authorizations, args.claims, args.requests)
 
 
 if __name__ == "__main__":

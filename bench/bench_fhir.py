@@ -16,12 +16,12 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_postgres  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from tests.factories import body  # noqa: E402
 
@@ -112,19 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _print("sqlite", run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.n))
     if args.postgres_url:
-        from sqlalchemy import text
-
-        from wiserpa.store.db import make_engine
-
-        admin = make_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-        name = f"wiserpa_bench_fhir_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            _print("postgres", run(args.postgres_url.rsplit("/", 1)[0] + "/" + name, args.n))
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with scratch_postgres(args.postgres_url, "fhir") as url:
+            _print("postgres", run(url, args.n))
 
 
 if __name__ == "__main__":

@@ -20,15 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_postgres  # noqa: E402
 from tests.factories import body  # noqa: E402
 
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
@@ -194,16 +193,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="wiserpa-bench-"))
     results = [measure("sqlite", f"sqlite:///{workdir}/bench.db", args.duration, args.connections, workdir)]
     if args.postgres_url:
-        name = f"wiserpa_bench_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
+        with scratch_postgres(args.postgres_url) as url:
             results.append(measure("postgresql", url, args.duration, args.connections, workdir))
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(
         f"{'database':<11} {'endpoint':<24} {'req/s':>8} {'of bare':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'non-2xx':>8}"

@@ -18,7 +18,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_postgres  # noqa: E402
 from tests.factories import body  # noqa: E402
 
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
@@ -125,18 +125,8 @@ def main() -> None:
         )
     ]
     if args.postgres_url:
-        from wiserpa.store.db import make_engine as admin_engine
-
-        name = f"wiserpa_profile_{uuid.uuid4().hex[:8]}"
-        admin = admin_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = args.postgres_url.rsplit("/", 1)[0] + "/" + name
+        with scratch_postgres(args.postgres_url, "profile") as url:
             results.append(("postgresql", *measure(url, args.rounds, args.per_round, args.profile)))
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(
         f"{'database':<11} {'one committed insert':>22} {'submit (unit of work)':>22} {'ratio':>7}   (CPU ms per call, best of {args.rounds} x {args.per_round}; load {os.getloadavg()[0]:.1f})"
     )
