@@ -45,6 +45,7 @@ from wiserpa.requests.models import PaRequest, RequestLine
 from wiserpa.requests.service import beneficiary_history, validity_end
 from wiserpa.requests.status import AFFIRMED_STATES, OPEN, Status, effective_status
 from wiserpa.runtime import Runtime
+from wiserpa.store.base import insert_adopted
 
 # ---------------------------------------------------------------------------------------------- fee schedule
 
@@ -541,7 +542,6 @@ def submit_claim(
         fee_schedule=fees.source[-200:],
         raw_submission=raw,
     )
-    session.add(claim)
     episodes: dict[tuple[str, dt.date], PrepaymentReview] = {}
     for seq, p in enumerate(plans):
         line = ClaimLine(
@@ -574,7 +574,7 @@ def submit_claim(
             )  # fmt: skip
             _apply_review_to_line(line, review, now)
         claim.lines.append(line)
-    session.flush()
+    insert_adopted(session, claim, "lines")
     audit.record(
         session,
         actor=principal.actor,

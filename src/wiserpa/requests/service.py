@@ -10,8 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, bindparam, func, insert, select, text
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import Select, and_, bindparam, func, select, text
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
@@ -38,7 +38,7 @@ from wiserpa.requests.status import (
     is_deemed,
 )
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import Base, table_of
+from wiserpa.store.base import insert_adopted
 
 # Where each catalog refusal points in the submitted body, so the 4xx names the field at fault.
 _REASON_FIELD = {
@@ -358,47 +358,9 @@ def submit(
     return request
 
 
-def _row(obj: Base) -> dict[str, Any]:
-    """Column values of a new ORM object, filling in column defaults it left unset (on the object too, so
-    that once adopted no attribute is expired and nothing is read back)."""
-    row = {}
-    for column in table_of(type(obj)).columns:
-        value = getattr(obj, column.key)
-        if value is None and column.default is not None and column.default.is_scalar:
-            value = getattr(column.default, "arg", None)
-        setattr(obj, column.key, value)
-        row[column.key] = value
-    return row
-
-
 def insert_new_request(session: Session, request: PaRequest) -> None:
-    """Insert a new request, its lines and its decisions with Core statements and adopt them as persistent.
-
-    Submitting is the busiest write path, and the ORM unit of work (dependency sorting, change tracking)
-    cost more than the inserts themselves; a new request has nothing to track yet. Afterwards the objects
-    are ordinary persistent objects of the session, as if just loaded, so later changes flush as usual.
-    """
-    request.version = 1  # the ORM's version counter starts where its own insert would have put it
-    session.execute(insert(table_of(PaRequest)), [_row(request)])
-    _insert_children(session, request.id, request.lines)
-    _insert_children(session, request.id, request.decisions)
-    make_transient_to_detached(request)
-    session.add(request)
-
-
-def _insert_children(session: Session, request_id: int, children: Sequence[RequestLine | Decision]) -> None:
-    if not children:
-        return
-    table = table_of(type(children[0]))
-    for child in children:
-        child.request_id = request_id
-    ids = session.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True),
-        [{k: v for k, v in _row(child).items() if k != "id"} for child in children],
-    ).scalars()
-    for child, new_id in zip(children, ids, strict=True):
-        child.id = new_id
-        make_transient_to_detached(child)
+    """Insert a new request with its lines and decisions by Core statements, adopted as persistent objects."""
+    insert_adopted(session, request, "lines", "decisions")
 
 
 def allocate_request_id(session: Session) -> int:
