@@ -1,0 +1,67 @@
+"""`insert_adopted`: Core inserts whose objects then behave as ordinary persistent ORM objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, ForeignKey, Integer, String, event, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from wiserpa.store.base import insert_adopted
+from wiserpa.store.db import make_engine
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Parent(_Base):
+    __tablename__ = "test_adopt_parent"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+    flag: Mapped[str] = mapped_column(String(5), default="no")
+    version: Mapped[int] = mapped_column(Integer)
+    children: Mapped[list[_Child]] = relationship(
+        back_populates="parent", order_by="_Child.seq", lazy="selectin"
+    )
+    __mapper_args__ = {"version_id_col": version}
+
+
+class _Child(_Base):
+    __tablename__ = "test_adopt_child"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("test_adopt_parent.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    parent: Mapped[_Parent] = relationship(back_populates="children")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    _Base.metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        _Base.metadata.drop_all(engine)  # the migration test compares the whole database with the models
+        engine.dispose()
+
+
+def test_adopted_objects_are_persistent_and_need_no_reads(engine: Engine) -> None:
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with Session(engine, expire_on_commit=False) as session:
+        parent = _Parent(name="p", children=[_Child(seq=0), _Child(seq=1)])
+        insert_adopted(session, parent, "children")
+        inserted = len(statements)
+        assert parent.id is not None and [c.id for c in parent.children] != [None, None]
+        assert parent.flag == "no" and parent.version == 1  # defaults and the version counter are filled in
+        assert [c.parent_id for c in parent.children] == [parent.id, parent.id]
+        assert parent in session and not session.new and not session.dirty
+        assert len(statements) == inserted  # reading the attributes issued no query
+        parent.name = "q"  # a later change flushes as an ordinary versioned UPDATE
+        session.commit()
+    with Session(engine) as session:
+        stored = session.scalars(select(_Parent)).one()
+        assert (stored.name, stored.flag, stored.version) == ("q", "no", 2)
+        assert [c.seq for c in stored.children] == [0, 1]
