@@ -46,6 +46,9 @@ class ClaimLine(Base):
         UniqueConstraint("claim_id", "seq", name="uq_claim_lines_claim_seq"),
         # The participant's figures (denials, appeals, overturns) read lines by participant and outcome.
         Index("ix_claim_lines_participant_outcome", "participant", "outcome"),
+        # The public report's live reads: denied lines, and overturned appeals (migration 0010).
+        Index("ix_claim_lines_outcome", "outcome"),
+        Index("ix_claim_lines_appeal_status", "appeal_status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
