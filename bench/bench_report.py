@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 
 import wiserpa.store.registry  # noqa: F401  (every table, as in the service: claims, support, ... are read)
 from wiserpa.auth.models import OrgKind
+from wiserpa.claims.models import Claim, ClaimLine
 from wiserpa.config import Settings
 from wiserpa.policy.catalog import load_catalog
 from wiserpa.policy.clock import FixedClock
@@ -58,8 +59,10 @@ def insert_requests(
     end: dt.datetime = END,
     deems: bool = True,
     batch: int = 20_000,
+    claims: bool = False,
 ) -> None:
-    """Insert ``n`` requests with outcomes applied (no lines or decisions: the reports read rows)."""
+    """Insert ``n`` requests with outcomes applied and their decision rows (and, with ``claims``, the claims
+    billed for every decided request: see `_claims_for`)."""
     rng = random.Random(seed)
     catalog = load_catalog()
     states = sorted(catalog.states)
@@ -163,10 +166,10 @@ def insert_requests(
             }
         )
         if len(rows) >= batch:
-            _insert(engine, rows, extras)
+            _insert(engine, rows, extras, rng if claims else None)
             rows, extras = [], []
     if rows:
-        _insert(engine, rows, extras)
+        _insert(engine, rows, extras, rng if claims else None)
 
 
 def _decision(request_id: int, kind: str, status: str, at: dt.datetime) -> dict[str, Any]:
@@ -186,7 +189,9 @@ def _decision(request_id: int, kind: str, status: str, at: dt.datetime) -> dict[
     }
 
 
-def _insert(engine: Engine, rows: list[dict[str, Any]], extra: list[dict[str, Any]]) -> None:
+def _insert(
+    engine: Engine, rows: list[dict[str, Any]], extra: list[dict[str, Any]], claims_rng: random.Random | None
+) -> None:
     with engine.begin() as conn:
         ids = (
             conn.execute(insert(PaRequest).returning(PaRequest.id, sort_by_parameter_order=True), rows)
@@ -199,6 +204,82 @@ def _insert(engine: Engine, rows: list[dict[str, Any]], extra: list[dict[str, An
             for kind, status, at in e["decisions"]
         ]
         conn.execute(insert(Decision), decisions)
+        if claims_rng is not None:
+            _insert_claims(conn, ids, rows, claims_rng)
+
+
+BILLED = {"affirmed", "deemed_affirmed", "exempt_affirmed", "gold_card_affirmed", "non_affirmed"}
+
+
+def _insert_claims(conn: Connection, ids: list[int], rows: list[dict[str, Any]], rng: random.Random) -> None:
+    """One claim per decided request, as practices bill after care: the procedure line, and for 70 % an
+    anesthesia line from a separate biller's claim. A non-affirmed service's lines are denied, and 2 % of the
+    others are denied for other reasons; a fifth of denials are appealed (30 % overturned, 50 % upheld, the rest
+    pending) — so the report's live claim reads have a realistic volume to go through."""
+    billed = [(rid, r) for rid, r in zip(ids, rows, strict=True) if r["status"] in BILLED]
+    claim_rows = []
+    plans = []
+    for rid, r in billed:
+        anesthesia = rng.random() < 0.7
+        for role in ("primary", "anesthesia") if anesthesia else ("primary",):
+            denied = r["status"] == "non_affirmed" or rng.random() < 0.02
+            appeal = None
+            if denied and rng.random() < 0.2:
+                appeal = rng.choices(("overturned", "upheld", "pending"), weights=(30, 50, 20))[0]
+            claim_rows.append(
+                {
+                    "organization_id": r["organization_id"],
+                    "claim_type": "professional",
+                    "billing_npi": r["provider_npi"],
+                    "beneficiary_mbi": r["beneficiary_mbi"],
+                    "state": r["state"],
+                    "participant": r["participant"],
+                    "diagnosis_codes": [],
+                    "channel": "rest",
+                    "received_at": r["received_at"] + dt.timedelta(days=20),
+                    "profile_id": "asa-reform",
+                    "profile_version": "bench",
+                    "fee_schedule": "bench",
+                    "raw_submission": {},
+                }
+            )
+            plans.append((rid, r, role, denied, appeal))
+    if not claim_rows:
+        return
+    claim_ids = (
+        conn.execute(insert(Claim).returning(Claim.id, sort_by_parameter_order=True), claim_rows)
+        .scalars()
+        .all()
+    )
+    lines = []
+    for claim_id, (rid, r, role, denied, appeal) in zip(claim_ids, plans, strict=True):
+        decided = r["received_at"] + dt.timedelta(days=20)
+        lines.append(
+            {
+                "claim_id": claim_id,
+                "seq": 0,
+                "code": "62323" if role == "primary" else "01992",
+                "modifiers": [],
+                "units": 1,
+                "date_of_service": r["date_of_service"],
+                "rendering_npi": r["provider_npi"],
+                "place_of_service": "22",
+                "role": "primary" if role == "primary" else "associated",
+                "kind": None if role == "primary" else "anesthesia",
+                "category": r["category"],
+                "outcome": "denied" if denied else "payable",
+                "outcome_reason": "bench",
+                "reasons": [],
+                "request_id": rid,
+                "matched_by": "utn" if role == "primary" else "beneficiary_code_date",
+                "participant": r["participant"],
+                "allowed_cents": 45_000 if role == "primary" else 21_000,
+                "decided_at": decided,
+                "appeal_status": appeal,
+                "appealed_at": decided + dt.timedelta(days=5) if appeal else None,
+            }
+        )
+    conn.execute(insert(ClaimLine), lines)
 
 
 def activity(engine: Engine, now: dt.datetime, *, submits: int, seed: int) -> dict[str, int]:
@@ -248,12 +329,12 @@ def _ms(timings: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
 
 
-def run(url: str, n: int, repeats: int, submits: int, live: bool) -> dict[str, Any]:
+def run(url: str, n: int, repeats: int, submits: int, live: bool, claims: bool = False) -> dict[str, Any]:
     """Load ``n`` requests into a fresh database at ``url`` and time the report."""
     engine = make_engine(url)
     upgrade(engine)
     t = time.perf_counter()
-    insert_requests(engine, n)
+    insert_requests(engine, n, claims=claims)
     load_s = time.perf_counter() - t
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -327,15 +408,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--activity", type=int, default=1000, help="submissions between two timed reports")
     ap.add_argument("--no-live", action="store_true", help="skip the every-row live report")
+    ap.add_argument(
+        "--claims", action="store_true", help="also bill claims for every decided request (≈1.7 lines each)"
+    )
     ap.add_argument("--postgres", help="an empty PostgreSQL database URL (its tables are created)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         _print(
-            "sqlite", args.requests, run(url, args.requests, args.repeats, args.activity, not args.no_live)
+            "sqlite",
+            args.requests,
+            run(url, args.requests, args.repeats, args.activity, not args.no_live, args.claims),
         )
     if args.postgres:
-        r = run(args.postgres, args.requests, args.repeats, args.activity, not args.no_live)
+        r = run(args.postgres, args.requests, args.repeats, args.activity, not args.no_live, args.claims)
         _print("postgresql", args.requests, r)
 
 
