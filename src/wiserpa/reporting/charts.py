@@ -86,9 +86,12 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
         raise ValueError("tick bounds must be finite")
     if lo > hi:
         lo, hi = hi, lo
-    if lo == hi:
-        pad = abs(lo) * 0.1 or 1.0
-        lo, hi = lo - pad, hi + pad
+    if hi - lo <= max(abs(lo), abs(hi)) * 1e-9 or hi - lo < 1e-300:
+        # One value, or two too close to tell apart on an axis (a span of a few ulps or subnormals makes
+        # log10 of the step fail): chart them as one value with a margin around it.
+        mid = (lo + hi) / 2
+        pad = abs(mid) * 0.1 if abs(mid) >= 1e-300 else 1.0
+        lo, hi = mid - pad, mid + pad
     step = _nice_step((hi - lo) / max(1, target - 1))
     magnitude = math.floor(math.log10(step))
     # Rounding each tick to the step's precision removes float fuzz such as 0.30000000000000004.
