@@ -17,95 +17,25 @@ Report time: T0+100h. No sweep runs: r4 is deemed only by the report's own readi
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import T0
-from tests.factories import body
+from tests.reporting import handbuilt
 from wiserpa.policy.clock import FixedClock
-from wiserpa.policy.examples import COMPLETE_FACTS
 from wiserpa.reporting import metrics as m
 from wiserpa.reporting import service
 from wiserpa.requests import service as requests
-from wiserpa.requests.schemas import SubmitRequestIn
-from wiserpa.reviews import service as reviews
 from wiserpa.runtime import Runtime
 
-H = dt.timedelta(hours=1)
 TX = "Cohere Health"
-
-
-def _submit(rt: Runtime, provider: Any, case: str, seed: int, **over: Any) -> int:
-    raw = body(case=case, seed=seed, **over)
-    with rt.sessions() as session:
-        req = requests.submit(
-            session, rt, principal=provider.principal, data=SubmitRequestIn.model_validate(raw), raw=raw
-        )
-        session.commit()
-        return req.id
 
 
 @pytest.fixture
 def dataset(rt: Runtime, clock: FixedClock, make_actor: Callable[..., Any]) -> dict[str, int]:
     """Build r1..r8 through the services, moving the clock."""
-    provider = make_actor("provider")
-    reviewer = make_actor("reviewer")
-    ids = {
-        "r1": _submit(rt, provider, "complete", 1),
-        "r2": _submit(rt, provider, "incomplete", 2),
-        "r3": _submit(rt, provider, "unmet", 3),
-        "r4": _submit(rt, provider, "incomplete", 4),
-        "r5": _submit(rt, provider, "complete", 5, urgency="expedited"),
-        "r6": _submit(rt, provider, "incomplete", 6),
-    }
-    clock.set(T0 + 1 * H)
-    with rt.sessions() as session:
-        requests.withdraw(session, rt, principal=provider.principal, request_id=ids["r6"], reason="cancelled")
-        session.commit()
-    clock.set(T0 + 10 * H)
-    with rt.sessions() as session:
-        reviews.decide(
-            session,
-            rt,
-            principal=reviewer.principal,
-            request_id=ids["r2"],
-            outcome="affirm",
-            note="documentation complete",
-        )
-        session.commit()
-    clock.set(T0 + 20 * H)
-    with rt.sessions() as session:
-        req = session.get(requests.PaRequest, ids["r3"])
-        assert req is not None
-        unmet = [r["criterion_id"] for r in req.criteria_results if r.get("result") == "unmet"]
-        reviews.decide(
-            session,
-            rt,
-            principal=reviewer.principal,
-            request_id=ids["r3"],
-            outcome="non_affirm",
-            reasons=unmet[:1],
-            note="criterion not met",
-        )
-        session.commit()
-    clock.set(T0 + 30 * H)
-    with rt.sessions() as session:
-        r7 = requests.resubmit(
-            session,
-            rt,
-            principal=provider.principal,
-            request_id=ids["r3"],
-            changes={"clinical_facts": dict(COMPLETE_FACTS["epidural_steroid_injection"])},
-        )
-        session.commit()
-        ids["r7"] = r7.id
-    clock.set(T0 + 99 * H)
-    ids["r8"] = _submit(rt, provider, "incomplete", 8)
-    clock.set(T0 + 100 * H)
-    return ids
+    return handbuilt.build(rt, clock, make_actor("provider"), make_actor("reviewer"))
 
 
 def _facts(rt: Runtime) -> service.Facts:

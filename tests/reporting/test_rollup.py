@@ -16,16 +16,14 @@ import pytest
 
 from tests.conftest import T0
 from tests.factories import body
+from tests.reporting import handbuilt
 from wiserpa.policy.clock import FixedClock
-from wiserpa.policy.examples import COMPLETE_FACTS
 from wiserpa.policy.profiles import PenaltyPolicy
 from wiserpa.reporting import metrics as m
 from wiserpa.reporting import rollup, service
 from wiserpa.reporting.models import ReportChunk
 from wiserpa.requests import service as requests
 from wiserpa.requests.schemas import SubmitRequestIn
-from wiserpa.reviews import service as reviews
-from wiserpa.reviews import workflow
 from wiserpa.runtime import Runtime
 
 H = dt.timedelta(hours=1)
@@ -35,43 +33,6 @@ H = dt.timedelta(hours=1)
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two request ids per block: a handful of requests spread over many blocks."""
     monkeypatch.setattr(rollup, "CHUNK", 2)
-
-
-def _submit(rt: Runtime, provider: Any, case: str, seed: int, **over: Any) -> int:
-    raw = body(case=case, seed=seed, **over)
-    with rt.sessions() as session:
-        req = requests.submit(
-            session, rt, principal=provider.principal, data=SubmitRequestIn.model_validate(raw), raw=raw
-        )
-        session.commit()
-        return req.id
-
-
-def _decide(rt: Runtime, reviewer: Any, request_id: int, outcome: str) -> None:
-    with rt.sessions() as session:
-        reasons: list[str] = []
-        if outcome == "non_affirm":
-            req = session.get(requests.PaRequest, request_id)
-            assert req is not None
-            reasons = [r["criterion_id"] for r in req.criteria_results if r.get("result") == "unmet"][:1]
-        reviews.decide(
-            session,
-            rt,
-            principal=reviewer.principal,
-            request_id=request_id,
-            outcome=outcome,
-            reasons=reasons,
-            note="reviewed",
-        )
-        session.commit()
-
-
-def _withdraw(rt: Runtime, provider: Any, request_id: int) -> None:
-    with rt.sessions() as session:
-        requests.withdraw(
-            session, rt, principal=provider.principal, request_id=request_id, reason="cancelled"
-        )
-        session.commit()
 
 
 @pytest.fixture
@@ -84,38 +45,7 @@ def actors(make_actor: Callable[..., Any]) -> tuple[Any, Any]:
 def dataset(rt: Runtime, clock: FixedClock, actors: tuple[Any, Any]) -> dict[str, int]:
     """r1..r8 of test_metrics.py (and a peer-to-peer asked on r4), built through the services."""
     provider, reviewer = actors
-    ids = {
-        "r1": _submit(rt, provider, "complete", 1),
-        "r2": _submit(rt, provider, "incomplete", 2),
-        "r3": _submit(rt, provider, "unmet", 3),
-        "r4": _submit(rt, provider, "incomplete", 4),
-        "r5": _submit(rt, provider, "complete", 5, urgency="expedited"),
-        "r6": _submit(rt, provider, "incomplete", 6),
-    }
-    clock.set(T0 + 1 * H)
-    _withdraw(rt, provider, ids["r6"])
-    clock.set(T0 + 10 * H)
-    _decide(rt, reviewer, ids["r2"], "affirm")
-    clock.set(T0 + 20 * H)
-    _decide(rt, reviewer, ids["r3"], "non_affirm")
-    clock.set(T0 + 30 * H)
-    with rt.sessions() as session:
-        r7 = requests.resubmit(
-            session,
-            rt,
-            principal=provider.principal,
-            request_id=ids["r3"],
-            changes={"clinical_facts": dict(COMPLETE_FACTS["epidural_steroid_injection"])},
-        )
-        session.commit()
-        ids["r7"] = r7.id
-    with rt.sessions() as session:
-        workflow.request_peer_to_peer(session, rt, principal=provider.principal, request_id=ids["r4"])
-        session.commit()
-    clock.set(T0 + 99 * H)
-    ids["r8"] = _submit(rt, provider, "incomplete", 8)
-    clock.set(T0 + 100 * H)
-    return ids
+    return handbuilt.build(rt, clock, provider, reviewer, peer_to_peer=True)
 
 
 def _figures(report: service.PublicReport) -> dict[str, Any]:
@@ -169,11 +99,11 @@ def test_rollup_gives_the_live_report_and_reuses_unchanged_blocks(
     # submissions (r9 left pending, r10 non-affirmed); then time passes, so r9 is deemed on read.
     before = _stored(rt)
     clock.set(T0 + 120 * H)
-    _withdraw(rt, provider, dataset["r1"])
-    _decide(rt, reviewer, dataset["r8"], "affirm")
-    new = _submit(rt, provider, "incomplete", 9)
-    unmet = _submit(rt, provider, "unmet", 10)
-    _decide(rt, reviewer, unmet, "non_affirm")
+    handbuilt.withdraw(rt, provider, dataset["r1"])
+    handbuilt.decide(rt, reviewer, dataset["r8"], "affirm")
+    new = handbuilt.submit(rt, provider, "incomplete", 9)
+    unmet = handbuilt.submit(rt, provider, "unmet", 10)
+    handbuilt.decide(rt, reviewer, unmet, "non_affirm")
     clock.set(T0 + 200 * H)
     after = _same_as_live(rt)
     changed = {dataset["r1"] // 2, dataset["r8"] // 2, new // 2, unmet // 2}
