@@ -344,7 +344,7 @@ def submit(
         decisions=[],
     )
     _apply_pipeline(request, result, now=now, rt=rt)
-    insert_new_request(session, request)
+    insert_adopted(session, request, "lines", "decisions")
     audit.record(
         session,
         actor=principal.actor,
@@ -356,11 +356,6 @@ def submit(
         details={"utn": request.utn, "predecessor_id": request.predecessor_id},
     )
     return request
-
-
-def insert_new_request(session: Session, request: PaRequest) -> None:
-    """Insert a new request with its lines and decisions by Core statements, adopted as persistent objects."""
-    insert_adopted(session, request, "lines", "decisions")
 
 
 def allocate_request_id(session: Session) -> int:
