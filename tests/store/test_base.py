@@ -65,3 +65,23 @@ def test_adopted_objects_are_persistent_and_need_no_reads(engine: Engine) -> Non
         stored = session.scalars(select(_Parent)).one()
         assert (stored.name, stored.flag, stored.version) == ("q", "no", 2)
         assert [c.seq for c in stored.children] == [0, 1]
+
+
+def test_many_parents_take_one_statement_per_table(engine: Engine) -> None:
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with Session(engine, expire_on_commit=False) as session:
+        session.connection()  # begin first, so only the inserts are counted
+        statements.clear()
+        parents = [_Parent(name=f"p{i}", children=[_Child(seq=s) for s in range(i)]) for i in range(4)]
+        insert_adopted(session, parents, "children")
+        assert len(statements) == 2  # parents in one statement, all six children in another
+        assert len({p.id for p in parents}) == 4
+        for parent in parents:
+            assert [c.parent_id for c in parent.children] == [parent.id] * len(parent.children)
+        session.commit()
+    with Session(engine) as session:
+        stored = session.scalars(select(_Parent).order_by(_Parent.id)).all()
+        assert [(p.name, [c.seq for c in p.children]) for p in stored] == [
+            (f"p{i}", list(range(i))) for i in range(4)
+        ]

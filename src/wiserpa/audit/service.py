@@ -138,31 +138,53 @@ def record_many(
     at: dt.datetime,
     details: dict[str, Any] | None = None,
 ) -> int:
-    """Append one entry per object id, taking the chain head once; returns how many were written.
+    """Append one entry per object id, all alike but for the id; returns how many were written."""
+    return append(
+        session,
+        (Entry(actor, action, object_type, object_id, outcome, at, details) for object_id in object_ids),
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit entry to append: who did what to which object, with what outcome, when."""
+
+    actor: Actor
+    action: str
+    object_type: str
+    object_id: str | int | None
+    outcome: str
+    at: dt.datetime
+    details: dict[str, Any] | None = None
+
+
+def append(session: Session, entries: Iterable[Entry]) -> int:
+    """Append entries in order in the caller's transaction, taking the chain head once; returns the count.
 
     Entries and the moved head are written at once with Core statements: the log is append-only, so the
     ORM's change tracking would only cost time.
     """
     head = _lock_head(session)
     rows = []
-    details = json.loads(json.dumps(details or {}, default=str))
     last_id, last_hash = head.last_id, head.last_hash
-    for object_id in object_ids:
-        oid = None if object_id is None else str(object_id)
+    for e in entries:
+        oid = None if e.object_id is None else str(e.object_id)
+        details = json.loads(json.dumps(e.details, default=str)) if e.details else {}
         last_id += 1
         digest = _digest(
-            last_id, at, actor.name, actor.role, action, object_type, oid, outcome, details, last_hash
-        )
+            last_id, e.at, e.actor.name, e.actor.role, e.action, e.object_type, oid, e.outcome, details,
+            last_hash,
+        )  # fmt: skip
         rows.append(
             {
                 "id": last_id,
-                "at": at,
-                "actor": actor.name,
-                "actor_role": actor.role,
-                "action": action,
-                "object_type": object_type,
+                "at": e.at,
+                "actor": e.actor.name,
+                "actor_role": e.actor.role,
+                "action": e.action,
+                "object_type": e.object_type,
                 "object_id": oid,
-                "outcome": outcome,
+                "outcome": e.outcome,
                 "details": details,
                 "prev_hash": last_hash,
                 "hash": digest,
@@ -170,8 +192,9 @@ def record_many(
         )
         last_hash = digest
     if rows:
-        session.execute(_ENTRY_INSERT, rows)
-        session.execute(_HEAD_MOVE, {"new_id": last_id, "new_hash": last_hash})
+        connection = session.connection()  # Core statements on one table each need no ORM handling
+        connection.execute(_ENTRY_INSERT, rows)
+        connection.execute(_HEAD_MOVE, {"new_id": last_id, "new_hash": last_hash})
         head.last_id, head.last_hash = last_id, last_hash
     return len(rows)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, Table, TypeDecorator, insert, inspect
+from sqlalchemy import JSON, DateTime, Insert, MetaData, Table, TypeDecorator, insert, inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 # Stable constraint names make Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -52,67 +54,102 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def table_of(model: type[Base]) -> Table:
+def table_of(model: type[DeclarativeBase]) -> Table:
     """The Core table behind a mapped class, for Core statements on hot paths."""
     table = model.__table__
     assert isinstance(table, Table)  # declarative classes always map a Table
     return table
 
 
-def _row(obj: Base) -> dict[str, Any]:
+def _row(obj: DeclarativeBase) -> dict[str, Any]:
     """Column values of a new ORM object, filling in column defaults it left unset (on the object too, so
     that once adopted no attribute is expired and nothing is read back)."""
     row = {}
+    state = obj.__dict__
     for column in table_of(type(obj)).columns:
-        value = getattr(obj, column.key)
+        value = state.get(column.key)
         if value is None and column.default is not None and column.default.is_scalar:
             value = getattr(column.default, "arg", None)
-        setattr(obj, column.key, value)
+        if column.key not in state or state[column.key] is not value:
+            set_committed_value(obj, column.key, value)  # no change event: the object is not tracked yet
         row[column.key] = value
     return row
 
 
-def _insert(session: Session, objs: Sequence[Base]) -> None:
+@cache
+def _insert_statements(table: Table) -> tuple[Insert, Insert, Insert]:
+    """(plain, returning ids in parameter order, returning ids in any order) inserts of a table, built once."""
+    return (
+        insert(table),
+        insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        insert(table).returning(table.c.id),
+    )
+
+
+def _insert(session: Session, objs: Sequence[DeclarativeBase]) -> None:
     """Insert new objects of one class with one Core statement, taking generated ids back."""
     table = table_of(type(objs[0]))
+    plain, ordered, unordered = _insert_statements(table)
     rows = [_row(obj) for obj in objs]
+    # The session's connection, not Session.execute: a Core insert into one table needs none of the ORM's
+    # statement handling (about half of a small statement's cost).
+    connection = session.connection()
     if all(row["id"] is not None for row in rows):
-        session.execute(insert(table), rows)
+        connection.execute(plain, rows)
         return
-    ids = session.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True),
-        [{k: v for k, v in row.items() if k != "id"} for row in rows],
-    ).scalars()
+    for row in rows:
+        del row["id"]
+    if connection.dialect.name == "sqlite":
+        # SQLAlchemy can only promise parameter order on SQLite by inserting row by row. SQLite gives each new
+        # row the largest rowid so far plus one, in VALUES order, so one multi-row insert's ids, sorted, are
+        # in parameter order: one statement instead of one per row.
+        ids = sorted(connection.execute(unordered, rows).scalars())
+    else:
+        ids = list(connection.execute(ordered, rows).scalars())
     for obj, new_id in zip(objs, ids, strict=True):
         obj.id = new_id  # type: ignore[attr-defined]
 
 
-def insert_adopted(session: Session, obj: Base, *collections: str) -> None:
-    """Insert a new object and the new children in its one-to-many `collections` with Core statements, then
-    adopt them all into the session as persistent, as if just loaded.
+def insert_adopted(
+    session: Session, objs: DeclarativeBase | Sequence[DeclarativeBase], *collections: str
+) -> None:
+    """Insert a new object (or a list of new objects of one class) and the new children in their one-to-many `collections` with one Core
+    statement per table, then adopt them all into the session as persistent, as if just loaded.
 
-    For the busiest write paths (submitting a request, a claim): the ORM unit of work's bookkeeping costs more
+    For the busiest write paths (submitting requests, claims): the ORM unit of work's bookkeeping costs more
     than the inserts it issues, and a new object has no changes to track yet. Afterwards the objects are
     ordinary persistent objects, so later changes flush as usual. Children must not be in the session yet.
     """
-    mapper = inspect(type(obj))
+    parents = [objs] if isinstance(objs, DeclarativeBase) else list(objs)
+    if not parents:
+        return
+    mapper = inspect(type(parents[0]))
     if mapper.version_id_col is not None:
         version = mapper.get_property_by_column(mapper.version_id_col).key
-        if getattr(obj, version) is None:
-            setattr(obj, version, 1)  # where the ORM's own insert would start the counter
-    _insert(session, [obj])
+        for obj in parents:
+            if getattr(obj, version) is None:
+                setattr(obj, version, 1)  # where the ORM's own insert would start the counter
+    _insert(session, parents)
     for name in collections:
-        children = getattr(obj, name)
+        relationship = mapper.relationships[name]
+        keys = [
+            (
+                mapper.get_property_by_column(parent_col).key,
+                relationship.mapper.get_property_by_column(child_col).key,
+            )
+            for parent_col, child_col in relationship.local_remote_pairs or ()
+        ]
+        children = []
+        for obj in parents:
+            for child in getattr(obj, name):
+                for parent_key, child_key in keys:
+                    setattr(child, child_key, getattr(obj, parent_key))
+                children.append(child)
         if not children:
             continue
-        relationship = mapper.relationships[name]
-        for parent_col, child_col in relationship.local_remote_pairs or ():
-            parent_key = mapper.get_property_by_column(parent_col).key
-            child_key = relationship.mapper.get_property_by_column(child_col).key
-            for child in children:
-                setattr(child, child_key, getattr(obj, parent_key))
         _insert(session, children)
         for child in children:
             make_transient_to_detached(child)
-    make_transient_to_detached(obj)
-    session.add(obj)
+    for obj in parents:
+        make_transient_to_detached(obj)
+    session.add_all(parents)
