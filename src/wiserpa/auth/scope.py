@@ -4,10 +4,12 @@ missing one (404), and the refused lookup is audited."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import and_
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
@@ -47,11 +49,18 @@ def load_in_scope(
     object_type: str,
     action: str,
     for_update: bool = False,
+    options: Sequence[ORMOption] = (),
 ) -> T:
-    """Fetch one object the caller may see, or audit the refusal and raise NotFound."""
+    """Fetch one object the caller may see, or audit the refusal and raise NotFound.
+
+    `options` are loader options (e.g. `lazyload("*")` for a caller that needs no related rows).
+    """
     # By primary key: a cached statement, and no query at all when the session already holds the object in
-    # this transaction's identity map (a row lock, when asked for, always goes to the database).
-    obj = session.get(model, object_id, with_for_update=True if for_update else None)
+    # this transaction's identity map. A row lock, when asked for, goes to the database on PostgreSQL; SQLite
+    # has no row locks (a writing transaction holds the whole database from BEGIN IMMEDIATE), so there it
+    # would only re-read what this transaction already holds.
+    lock = for_update and session.get_bind().dialect.name != "sqlite"
+    obj = session.get(model, object_id, with_for_update=True if lock else None, options=options)
     if obj is None or not in_scope(principal, obj):
         audit.record(
             session,

@@ -58,6 +58,26 @@ def active_gold_card(session: Session, *, npi: str, category: str, at: dt.dateti
     return session.scalars(_ACTIVE_CARD, {"npi": npi, "category": category, "at": at}).first()
 
 
+_ACTIVE_CARDS_OF = select(
+    GoldCard.provider_npi, GoldCard.category, GoldCard.valid_from, GoldCard.valid_until
+).where(GoldCard.provider_npi.in_(bindparam("npis", expanding=True)), GoldCard.status == "active")
+
+
+def gold_carded(session: Session, asks: Sequence[tuple[str, str, dt.datetime]]) -> list[bool]:
+    """For each (npi, category, instant): whether an active gold card is in force then; one query for all."""
+    if not asks:
+        return []
+    cards: dict[tuple[str, str], list[tuple[dt.datetime, dt.datetime]]] = {}
+    for npi, category, valid_from, valid_until in session.execute(
+        _ACTIVE_CARDS_OF, {"npis": sorted({npi for npi, _, _ in asks})}
+    ):
+        cards.setdefault((npi, category), []).append((valid_from, valid_until))
+    # The same window test as _ACTIVE_CARD: in force from valid_from, up to (not including) valid_until.
+    return [
+        any(start <= at < end for start, end in cards.get((npi, category), ())) for npi, category, at in asks
+    ]
+
+
 # ---------------------------------------------------------------------------------------------- evaluation
 
 

@@ -5,21 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, bindparam, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, func, or_, select, text
+from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
 from wiserpa.auth.models import Role
 from wiserpa.auth.scope import in_scope, load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
-from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid
-from wiserpa.goldcard.service import active_gold_card
+from wiserpa.errors import ApiError, Conflict, FieldError, Forbidden, Invalid
+from wiserpa.goldcard.service import active_gold_card, gold_carded
 from wiserpa.policy.clock import due_time
 from wiserpa.policy.criteria import HistoryItem, coerce_facts, validate_facts
 from wiserpa.policy.decide import DecisionInput, PipelineResult, decide
@@ -33,6 +32,7 @@ from wiserpa.requests.status import (
     OPEN,
     Status,
     check_transition,
+    deemed_by_time,
     effective_status,
     effective_status_sql,
     is_deemed,
@@ -84,8 +84,13 @@ def load_visible(
     *,
     action: str,
     for_update: bool = False,
+    with_children: bool = True,
 ) -> PaRequest:
-    """Fetch a request the principal may see, or raise NotFound (another organization's id is a 404)."""
+    """Fetch a request the principal may see, or raise NotFound (another organization's id is a 404).
+
+    `with_children=False` leaves its lines and decisions to load on first access, for callers that need
+    only the request's own columns.
+    """
     return load_in_scope(
         session,
         rt,
@@ -95,6 +100,7 @@ def load_visible(
         object_type="request",
         action=action,
         for_update=for_update,
+        options=() if with_children else (lazyload(PaRequest.lines), lazyload(PaRequest.decisions)),
     )
 
 
@@ -213,22 +219,69 @@ def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime)
     return Validated(data, category, policy_id, primary, roles, facts)
 
 
-@cache
-def _history_statement() -> Select[Any]:
-    """Earlier affirmed services of one beneficiary in one category, by effective status (built once)."""
-    status = effective_status_sql(bindparam("now", type_=PaRequest.due_at.type))
-    return select(
-        PaRequest.id,
-        PaRequest.date_of_service,
-        PaRequest.category,
-        PaRequest.policy_id,
-        PaRequest.clinical_facts,
-        status,
-    ).where(
-        PaRequest.beneficiary_mbi == bindparam("mbi"),
-        PaRequest.category == bindparam("category"),
-        status.in_([s.value for s in AFFIRMED_STATES]),
+# Built once. Requests that are or may become affirmed (undecided under deemed approval), of some
+# beneficiaries in some categories; the effective status is then taken per reader's instant in Python.
+_HISTORY = select(
+    PaRequest.id,
+    PaRequest.beneficiary_mbi,
+    PaRequest.category,
+    PaRequest.date_of_service,
+    PaRequest.policy_id,
+    PaRequest.clinical_facts,
+    PaRequest.status,
+    PaRequest.deems_on_due,
+    PaRequest.due_at,
+).where(
+    PaRequest.beneficiary_mbi.in_(bindparam("mbis", expanding=True)),
+    PaRequest.category.in_(bindparam("categories", expanding=True)),
+    or_(
+        PaRequest.status.in_([s.value for s in AFFIRMED_STATES]),
+        and_(PaRequest.deems_on_due.is_(True), PaRequest.status.in_([s.value for s in OPEN])),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class _HistoryRow:
+    """A request as frequency limits may count it, with what its effective status depends on."""
+
+    id: int
+    date_of_service: dt.date
+    category: str
+    policy_id: str
+    facts: dict[str, Any]
+    status: str
+    deems_on_due: bool
+    due_at: dt.datetime
+
+    def as_of(self, now: dt.datetime) -> HistoryItem | None:
+        """The history item at `now`, or None if the request is not affirmed then."""
+        status = (
+            Status.DEEMED_AFFIRMED.value
+            if deemed_by_time(self.status, self.deems_on_due, self.due_at, now)
+            else self.status
+        )
+        if status not in _AFFIRMED:
+            return None
+        return HistoryItem(self.date_of_service, self.category, self.policy_id, self.facts, status)
+
+
+_AFFIRMED = frozenset(s.value for s in AFFIRMED_STATES)
+
+
+def _history_rows(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[_HistoryRow]]:
+    """(beneficiary, category) -> the requests that may count as history, in one read for every key."""
+    found: dict[tuple[str, str], list[_HistoryRow]] = {key: [] for key in keys}
+    rows = session.execute(
+        _HISTORY,
+        {"mbis": sorted({m for m, _ in keys}), "categories": sorted({c for _, c in keys})},
     )
+    for rid, mbi, category, dos, policy, facts, status, deems, due in rows:
+        if (mbi, category) in found:
+            found[mbi, category].append(
+                _HistoryRow(rid, dos, category, policy or "", facts, status, deems, due)
+            )
+    return found
 
 
 def beneficiary_history(
@@ -238,12 +291,8 @@ def beneficiary_history(
 
     Uses the effective status, so a request that time has deemed affirmed counts even before the sweep.
     """
-    rows = session.execute(_history_statement(), {"mbi": mbi, "category": category, "now": now})
-    return [
-        HistoryItem(date_of_service=dos, category=cat, policy_id=policy or "", facts=facts, status=st)
-        for rid, dos, cat, policy, facts, st in rows
-        if rid != exclude_id
-    ]
+    rows = _history_rows(session, {(mbi, category)})[mbi, category]
+    return [item for row in rows if row.id != exclude_id and (item := row.as_of(now)) is not None]
 
 
 def is_gold_carded(session: Session, rt: Runtime, *, npi: str, category: str, on: dt.datetime) -> bool:
@@ -261,6 +310,32 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One request to submit: who sends it, the validated body with the JSON it came as, and when.
+
+    `received_at` is None for "now" (every interactive caller); a bulk caller such as the simulator passes each
+    item's own receipt time, which may not be later than the clock.
+    """
+
+    principal: Principal
+    data: SubmitRequestIn
+    raw: dict[str, Any]
+    received_at: dt.datetime | None = None
+    predecessor: PaRequest | None = None
+
+
+@dataclass
+class _Accepted:
+    """A submission that passed every check that needs no database read, with its clock."""
+
+    item: Submission
+    valid: Validated
+    at: dt.datetime
+    clock_started_at: dt.datetime
+    due_at: dt.datetime
+
+
 def submit(
     session: Session,
     rt: Runtime,
@@ -271,22 +346,104 @@ def submit(
     predecessor: PaRequest | None = None,
 ) -> PaRequest:
     """Validate, decide and store a request in the caller's transaction (the caller commits)."""
+    result = submit_many(session, rt, [Submission(principal, data, raw, predecessor=predecessor)])[0]
+    if isinstance(result, ApiError):
+        raise result
+    return result
+
+
+def submit_many(session: Session, rt: Runtime, items: Sequence[Submission]) -> list[PaRequest | ApiError]:
+    """Validate, decide and store submissions with one statement per table (the caller commits).
+
+    Each item succeeds or fails alone: a refused one (4xx) is returned in its place and writes nothing. Items
+    are decided in order, each at its own receipt time and seeing the ones before it (an earlier affirmed
+    request of the same beneficiary in the batch counts toward frequency limits), so a batch stores what
+    submitting the items one by one would.
+    """
+    now = rt.clock.now()
+    refused: dict[int, ApiError] = {}
+    accepted: list[tuple[int, _Accepted]] = []
+    for index, item in enumerate(items):
+        try:
+            accepted.append((index, _accept(rt, item, now)))
+        except ApiError as exc:
+            refused[index] = exc
+    stored: dict[int, PaRequest] = {}
+    if accepted:
+        _store(session, rt, accepted, stored)
+    return [stored[i] if i in stored else refused[i] for i in range(len(items))]
+
+
+def _store(
+    session: Session, rt: Runtime, accepted: list[tuple[int, _Accepted]], stored: dict[int, PaRequest]
+) -> None:
+    """Decide and insert accepted submissions in order, filling `stored` (item index -> new request)."""
+    profile = rt.profile
+    # Read what the decisions need before adding anything, so the reads do not trigger flushes.
+    history = _history_rows(session, {(a.item.data.beneficiary.mbi, a.valid.category) for _, a in accepted})
+    gold = (
+        gold_carded(session, [(a.item.data.provider.npi, a.valid.category, a.at) for _, a in accepted])
+        if profile.gold_card.enabled
+        else [False] * len(accepted)
+    )
+    ids = allocate_request_ids(session, len(accepted))
+    new: list[PaRequest] = []
+    entries: list[audit.Entry] = []
+    for (index, a), request_id, gold_carded_now in zip(accepted, ids, gold, strict=True):
+        data, v, at = a.item.data, a.valid, a.at
+        key = (data.beneficiary.mbi, v.category)
+        request = _new_request(
+            rt,
+            a,
+            request_id,
+            history=[h for row in history[key] if (h := row.as_of(at)) is not None],
+            gold_carded=gold_carded_now,
+        )
+        # Later items of this batch see this one, as they would had it been stored before them.
+        history[key].append(
+            _HistoryRow(
+                request.id, request.date_of_service, request.category, request.policy_id or "",
+                request.clinical_facts, request.status, request.deems_on_due, request.due_at,
+            )
+        )  # fmt: skip
+        new.append(request)
+        stored[index] = request
+        entries.append(
+            audit.Entry(
+                a.item.principal.actor, "request.submit", "request", request.id, request.status, at,
+                {"utn": request.utn, "predecessor_id": request.predecessor_id},
+            )
+        )  # fmt: skip
+    insert_adopted(session, new, "lines", "decisions")
+    audit.append(session, entries)
+
+
+def _accept(rt: Runtime, item: Submission, now: dt.datetime) -> _Accepted:
+    """The checks that need no database: who may submit, when, and the body against catalog and policy."""
+    principal, data = item.principal, item.data
     if principal.role is not Role.PROVIDER or principal.organization_id is None:
         raise Forbidden("only a provider organization's key may submit requests")
-    now = rt.clock.now()
-    v = validate_submission(rt, data, now=now)
+    at = item.received_at or now
+    if at.tzinfo is None or at > now:
+        raise ValueError("received_at must be an aware instant no later than the clock")  # a caller's bug
+    v = validate_submission(rt, data, now=at)
     state = rt.catalog.state(data.state)
     assert state is not None  # checked by validate_submission
     profile = rt.profile
-    calendar = calendar_for(profile, state.timezone)
-    start = clock_start(profile, data.channel.value, now, data.mac_received_at)
-    due = due_time(start, timeline_for(profile, data.urgency.value, data.channel.value), calendar)
-    # Read what the decision needs before adding anything, so the reads do not trigger flushes.
-    history = beneficiary_history(session, mbi=data.beneficiary.mbi, category=v.category, now=now)
-    gold_carded = profile.gold_card.enabled and is_gold_carded(
-        session, rt, npi=data.provider.npi, category=v.category, on=now
-    )
-    request_id = allocate_request_id(session)
+    start = clock_start(profile, data.channel.value, at, data.mac_received_at)
+    timeline = timeline_for(profile, data.urgency.value, data.channel.value)
+    due = due_time(start, timeline, calendar_for(profile, state.timezone))
+    return _Accepted(item, v, at, start, due)
+
+
+def _new_request(
+    rt: Runtime, a: _Accepted, request_id: int, *, history: list[HistoryItem], gold_carded: bool
+) -> PaRequest:
+    """Decide an accepted submission and build its request, lines and first decision (not yet stored)."""
+    data, v, at, predecessor = a.item.data, a.valid, a.at, a.item.predecessor
+    state = rt.catalog.state(data.state)
+    assert state is not None  # checked by validate_submission
+    profile = rt.profile
     utn = make_utn(
         prefix2=state.utn_prefix, part=utn_part_for_place_of_service(data.place_of_service), serial=request_id
     )
@@ -312,8 +469,8 @@ def submit(
         state=data.state,
         participant=state.participant,
         jurisdiction=state.jurisdiction,
-        organization_id=principal.organization_id,
-        submitted_by_user_id=principal.user_id,
+        organization_id=a.item.principal.organization_id,
+        submitted_by_user_id=a.item.principal.user_id,
         provider_npi=data.provider.npi,
         beneficiary_mbi=data.beneficiary.mbi,
         category=v.category,
@@ -323,10 +480,10 @@ def submit(
         date_of_service=data.date_of_service,
         urgency=data.urgency.value,
         channel=data.channel.value,
-        received_at=now,
+        received_at=at,
         mac_received_at=data.mac_received_at,
-        clock_started_at=start,
-        due_at=due,
+        clock_started_at=a.clock_started_at,
+        due_at=a.due_at,
         deems_on_due=profile.deemed_approval.enabled,
         status=Status.RECEIVED.value,
         profile_id=profile.id,
@@ -336,36 +493,36 @@ def submit(
         diagnosis_codes=list(data.diagnosis_codes),
         clinical_facts=_json_ready(v.facts),
         criteria_results=[],
-        attachments=[a.model_dump(mode="json") for a in data.attachments],
-        raw_submission=raw,
+        attachments=[att.model_dump(mode="json") for att in data.attachments],
+        raw_submission=a.item.raw,
         notes=data.notes,
-        updated_at=now,
+        updated_at=at,
         lines=_lines(rt, data, v),
         decisions=[],
     )
-    _apply_pipeline(request, result, now=now, rt=rt)
-    insert_adopted(session, request, "lines", "decisions")
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="request.submit",
-        object_type="request",
-        object_id=request.id,
-        outcome=request.status,
-        at=now,
-        details={"utn": request.utn, "predecessor_id": request.predecessor_id},
-    )
+    _apply_pipeline(request, result, now=at, rt=rt)
     return request
 
 
 def allocate_request_id(session: Session) -> int:
     """Reserve the next request id (the UTN's serial) before inserting, saving an UPDATE per request."""
+    return allocate_request_ids(session, 1)[0]
+
+
+def allocate_request_ids(session: Session, count: int) -> list[int]:
+    """Reserve `count` request ids (UTN serials) in one statement, before inserting."""
     if session.get_bind().dialect.name == "postgresql":
-        return int(
-            session.execute(text("SELECT nextval(pg_get_serial_sequence('pa_requests', 'id'))")).scalar_one()
+        return list(
+            session.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('pa_requests', 'id')) FROM generate_series(1, :n)"
+                ),
+                {"n": count},
+            ).scalars()
         )
-    # SQLite: this runs inside BEGIN IMMEDIATE, so no other writer can take the same id.
-    return int(session.execute(text("SELECT COALESCE(MAX(id), 0) + 1 FROM pa_requests")).scalar_one())
+    # SQLite: this runs inside BEGIN IMMEDIATE, so no other writer can take the same ids.
+    first = int(session.execute(text("SELECT COALESCE(MAX(id), 0) + 1 FROM pa_requests")).scalar_one())
+    return list(range(first, first + count))
 
 
 def _lines(rt: Runtime, data: SubmitRequestIn, v: Validated) -> list[RequestLine]:
@@ -601,7 +758,9 @@ def resubmit(
     session: Session, rt: Runtime, *, principal: Principal, request_id: int, changes: dict[str, Any]
 ) -> PaRequest:
     """Submit again after a non-affirmation (or withdrawal), with added facts; links to the original."""
-    original = load_visible(session, rt, principal, request_id, action="request.resubmit")
+    original = load_visible(
+        session, rt, principal, request_id, action="request.resubmit", with_children=False
+    )
     if principal.role is not Role.PROVIDER:
         raise Forbidden("only the submitting organization may resubmit")
     now = rt.clock.now()

@@ -61,7 +61,12 @@ def check_transition(current: str, new: str) -> None:
 
 def is_deemed(request: PaRequest, now: dt.datetime) -> bool:
     """True when the request is undecided past its due time under a profile with deemed approval."""
-    return request.deems_on_due and request.status in OPEN and now >= request.due_at
+    return deemed_by_time(request.status, request.deems_on_due, request.due_at, now)
+
+
+def deemed_by_time(status: str, deems_on_due: bool, due_at: dt.datetime, now: dt.datetime) -> bool:
+    """`is_deemed` on a request's columns, for rows read without loading the request."""
+    return deems_on_due and status in OPEN and now >= due_at
 
 
 def effective_status(request: PaRequest, now: dt.datetime) -> str:
