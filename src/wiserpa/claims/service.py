@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, exists, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -36,7 +36,7 @@ from wiserpa.auth.scope import load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
 from wiserpa.claims.models import Claim, ClaimLine, PrepaymentReview
 from wiserpa.claims.schemas import ClaimLineIn, DocumentsIn, LineOutcome, SubmitClaimIn
-from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from wiserpa.errors import ApiError, Conflict, FieldError, Forbidden, Invalid, NotFound
 from wiserpa.policy.clock import due_time
 from wiserpa.policy.criteria import coerce_facts, evaluate, requirements, validate_facts
 from wiserpa.policy.decide import DecisionInput, decide
@@ -197,38 +197,48 @@ def auth_state(rt: Runtime, request: PaRequest, now: dt.datetime) -> AuthState:
     return AuthState(request, status, kind, valid_from, valid_until)
 
 
-# The matching reads, built once (every claim line runs one or two of them; building a select with its loader
-# options costs about as much as running it).
+# The matching reads, built once: every request of the batch's beneficiaries (or named by a UTN), and their
+# line codes. A beneficiary has few requests, so two reads per batch replace one or two per claim line.
 _NO_EAGER = (lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
-_FOR_CODE = (
+_CANDIDATES = (
     select(PaRequest)
     .where(
-        PaRequest.beneficiary_mbi == bindparam("mbi"),
-        PaRequest.category == bindparam("category"),
-        exists().where(RequestLine.request_id == PaRequest.id, RequestLine.code == bindparam("code")),
+        or_(
+            PaRequest.beneficiary_mbi.in_(bindparam("mbis", expanding=True)),
+            PaRequest.utn.in_(bindparam("utns", expanding=True)),
+        )
     )
+    .order_by(PaRequest.id)
     .options(*_NO_EAGER)
 )
-_FOR_CATEGORIES = (
-    select(PaRequest)
-    .where(
-        PaRequest.beneficiary_mbi == bindparam("mbi"),
-        PaRequest.category.in_(bindparam("categories", expanding=True)),
-    )
-    .options(*_NO_EAGER)
+_LINE_CODES = select(RequestLine.request_id, RequestLine.code).where(
+    RequestLine.request_id.in_(bindparam("ids", expanding=True))
 )
-_BY_UTN = select(PaRequest).where(PaRequest.utn == bindparam("utn")).options(*_NO_EAGER)
-_LINE_CODES = select(RequestLine.code).where(RequestLine.request_id == bindparam("request_id"))
 
 
-def _requests_for_code(session: Session, *, mbi: str, category: str, code: str) -> list[PaRequest]:
-    """Authorizations of this beneficiary whose request lists the code (index: beneficiary + category)."""
-    return list(session.scalars(_FOR_CODE, {"mbi": mbi, "category": category, "code": code}))
+class _Authorizations:
+    """The requests claim lines may match, read once for a batch of claims (claims never change them)."""
 
+    def __init__(self, session: Session, claims: Sequence[SubmitClaimIn]) -> None:
+        mbis = sorted({c.beneficiary.mbi for c in claims})
+        utns = sorted({ln.utn for c in claims for ln in c.lines if ln.utn is not None})
+        requests = list(session.scalars(_CANDIDATES, {"mbis": mbis, "utns": utns}))
+        self.by_utn = {r.utn: r for r in requests}
+        self.by_mbi: dict[str, list[PaRequest]] = {}
+        for r in requests:
+            self.by_mbi.setdefault(r.beneficiary_mbi, []).append(r)
+        self.codes: dict[int, set[str]] = {r.id: set() for r in requests}
+        if requests:
+            for request_id, code in session.execute(_LINE_CODES, {"ids": sorted(self.codes)}):
+                self.codes[request_id].add(code)
 
-def _requests_for_categories(session: Session, *, mbi: str, categories: Sequence[str]) -> list[PaRequest]:
-    """Authorizations of this beneficiary in the categories an associated code belongs to."""
-    return list(session.scalars(_FOR_CATEGORIES, {"mbi": mbi, "categories": list(categories)}))
+    def for_code(self, *, mbi: str, category: str, code: str) -> list[PaRequest]:
+        """Authorizations of this beneficiary in the category whose request lists the code."""
+        return [r for r in self.by_mbi.get(mbi, ()) if r.category == category and code in self.codes[r.id]]
+
+    def for_categories(self, *, mbi: str, categories: Sequence[str]) -> list[PaRequest]:
+        """Authorizations of this beneficiary in the categories an associated code belongs to."""
+        return [r for r in self.by_mbi.get(mbi, ()) if r.category in categories]
 
 
 @dataclass(frozen=True)
@@ -327,7 +337,9 @@ def _line_context(
     return "other", None, answer.category, answer.reason
 
 
-def _validate(session: Session, rt: Runtime, data: SubmitClaimIn, now: dt.datetime) -> dict[int, PaRequest]:
+def _validate(
+    auths: _Authorizations, rt: Runtime, data: SubmitClaimIn, now: dt.datetime
+) -> dict[int, PaRequest]:
     """Checks that need the catalog or the database; raise Invalid naming every field. Returns UTN lookups."""
     catalog = rt.catalog
     state = catalog.state(data.state)
@@ -354,7 +366,7 @@ def _validate(session: Session, rt: Runtime, data: SubmitClaimIn, now: dt.dateti
                 FieldError(f"lines[{i}].date_of_service", "a claim bills services already rendered")
             )
         if line.utn is not None:
-            req = session.scalars(_BY_UTN, {"utn": line.utn}).first()
+            req = auths.by_utn.get(line.utn)
             if req is None:
                 errors.append(FieldError(f"lines[{i}].utn", f"no authorization has UTN {line.utn}"))
             elif req.beneficiary_mbi != data.beneficiary.mbi:
@@ -372,7 +384,7 @@ def _validate(session: Session, rt: Runtime, data: SubmitClaimIn, now: dt.dateti
 
 
 def _plan_line(
-    session: Session,
+    auths: _Authorizations,
     rt: Runtime,
     data: SubmitClaimIn,
     i: int,
@@ -394,8 +406,7 @@ def _plan_line(
         utn_req = by_utn.get(i)
         note = ""
         if utn_req is not None:
-            lines = session.scalars(_LINE_CODES, {"request_id": utn_req.id}).all()
-            if line.code in lines:
+            if line.code in auths.codes[utn_req.id]:
                 match = best_match([auth_state(rt, utn_req, now)], dos, validity)
                 matched_by = "utn"
             else:
@@ -403,11 +414,11 @@ def _plan_line(
                 match = Match("none")
             if match.kind == "none":
                 # The UTN did not settle it: look for this code's own authorization.
-                cands = _requests_for_code(session, mbi=mbi, category=category, code=line.code)
+                cands = auths.for_code(mbi=mbi, category=category, code=line.code)
                 match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
                 matched_by = "beneficiary_code_date"
         else:
-            cands = _requests_for_code(session, mbi=mbi, category=category, code=line.code)
+            cands = auths.for_code(mbi=mbi, category=category, code=line.code)
             match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
             matched_by = "beneficiary_code_date"
         return _outcome_for_primary(rt, i, line, role, category, match, matched_by, note)
@@ -417,7 +428,7 @@ def _plan_line(
     cands = (
         [utn_req]
         if utn_req is not None and utn_req.category in cats
-        else _requests_for_categories(session, mbi=mbi, categories=cats)
+        else auths.for_categories(mbi=mbi, categories=cats)
     )
     match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
     return _outcome_for_associated(rt, i, line, kind, match)
@@ -505,6 +516,21 @@ def _outcome_for_associated(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ClaimSubmission:
+    """One claim to take in: who bills, the validated body with the JSON it came as, the channel, and when.
+
+    `received_at` is None for "now" (every interactive caller); a bulk caller such as the simulator passes each
+    claim's own receipt time, which may not be later than the clock.
+    """
+
+    principal: Principal
+    data: SubmitClaimIn
+    raw: dict[str, Any]
+    channel: str = "rest"
+    received_at: dt.datetime | None = None
+
+
 def submit_claim(
     session: Session,
     rt: Runtime,
@@ -516,16 +542,76 @@ def submit_claim(
     fee_schedule: FeeSchedule | None = None,
 ) -> Claim:
     """Validate, match every line and store the claim in the caller's transaction (the caller commits)."""
+    result = submit_claims(
+        session, rt, [ClaimSubmission(principal, data, raw, channel)], fee_schedule=fee_schedule
+    )[0]
+    if isinstance(result, ApiError):
+        raise result
+    return result
+
+
+def submit_claims(
+    session: Session,
+    rt: Runtime,
+    items: Sequence[ClaimSubmission],
+    *,
+    fee_schedule: FeeSchedule | None = None,
+) -> list[Claim | ApiError]:
+    """Validate, match and store claims with one statement per table (the caller commits).
+
+    Each claim succeeds or fails alone: a refused one (4xx) is returned in its place and writes nothing.
+    Claims never change authorizations, so the authorizations are read once for the batch; pre-payment reviews
+    are opened in item order, so a later claim for the same service episode joins the review an earlier opened.
+    """
+    now = rt.clock.now()
+    fees = fee_schedule or configured_fee_schedule(rt)
+    auths = _Authorizations(session, [item.data for item in items])
+    results: list[Claim | ApiError] = []
+    new: list[tuple[ClaimSubmission, Claim]] = []
+    for item in items:
+        try:
+            claim = _new_claim(session, rt, auths, item, now, fees)
+        except ApiError as exc:
+            results.append(exc)
+            continue
+        results.append(claim)
+        new.append((item, claim))
+    if new:
+        insert_adopted(session, [claim for _, claim in new], "lines")
+        audit.append(
+            session,
+            (
+                audit.Entry(
+                    item.principal.actor, "claim.submit", "claim", claim.id, "ok", claim.received_at,
+                    {"lines": [[ln.code, ln.outcome] for ln in claim.lines]},
+                )
+                for item, claim in new
+            ),
+        )  # fmt: skip
+    return results
+
+
+def _new_claim(
+    session: Session,
+    rt: Runtime,
+    auths: _Authorizations,
+    item: ClaimSubmission,
+    now: dt.datetime,
+    fees: FeeSchedule,
+) -> Claim:
+    """Check one claim, match every line and build it (not yet stored); raise the 4xx that refuses it."""
+    principal, data = item.principal, item.data
     if principal.role is not Role.PROVIDER or principal.organization_id is None:
         raise Forbidden("only a provider organization's key may submit claims")
-    now = rt.clock.now()
-    by_utn = _validate(session, rt, data, now)
-    fees = fee_schedule or configured_fee_schedule(rt)
+    at = item.received_at or now
+    if at.tzinfo is None or at > now:
+        raise ValueError("received_at must be an aware instant no later than the clock")  # a caller's bug
+    by_utn = _validate(auths, rt, data, at)
     codes = [ln.code for ln in data.lines]
-    plans = [_plan_line(session, rt, data, i, ln, codes, by_utn, now) for i, ln in enumerate(data.lines)]
+    plans = [_plan_line(auths, rt, data, i, ln, codes, by_utn, at) for i, ln in enumerate(data.lines)]
     state = rt.catalog.state(data.state)
     assert state is not None  # checked by _validate
-    # ---- every check passed; writes start here
+    # ---- every check passed; only an opened pre-payment review is written before the claim itself
     claim = Claim(
         organization_id=principal.organization_id,
         submitted_by_user_id=principal.user_id,
@@ -535,12 +621,12 @@ def submit_claim(
         state=data.state,
         participant=state.participant,
         diagnosis_codes=list(data.diagnosis_codes),
-        channel=channel,
-        received_at=now,
+        channel=item.channel,
+        received_at=at,
         profile_id=rt.profile.id,
         profile_version=rt.profile.version,
         fee_schedule=fees.source[-200:],
-        raw_submission=raw,
+        raw_submission=item.raw,
     )
     episodes: dict[tuple[str, dt.date], PrepaymentReview] = {}
     for seq, p in enumerate(plans):
@@ -565,26 +651,15 @@ def submit_claim(
             matched_by=p.matched_by,
             participant=p.participant,
             allowed_cents=fees.allowed_cents(p.data.code, data.claim_type.value, p.data.units),
-            decided_at=now,
+            decided_at=at,
         )
         if p.needs_review and p.category is not None:
             review = _episode_review(
                 session, rt, episodes, mbi=data.beneficiary.mbi, state=data.state,
-                participant=state.participant, category=p.category, dos=p.data.date_of_service, now=now,
+                participant=state.participant, category=p.category, dos=p.data.date_of_service, now=at,
             )  # fmt: skip
-            _apply_review_to_line(line, review, now)
+            _apply_review_to_line(line, review, at)
         claim.lines.append(line)
-    insert_adopted(session, claim, "lines")
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="claim.submit",
-        object_type="claim",
-        object_id=claim.id,
-        outcome="ok",
-        at=now,
-        details={"lines": [[ln.code, ln.outcome] for ln in claim.lines]},
-    )
     return claim
 
 
@@ -1252,6 +1327,7 @@ def _json_ready(value: Any) -> Any:
 
 __all__ = [
     "AuthState",
+    "ClaimSubmission",
     "Fee",
     "FeeSchedule",
     "appeal",
@@ -1274,6 +1350,7 @@ __all__ = [
     "review_view",
     "reviews_for",
     "submit_claim",
+    "submit_claims",
     "submit_documents",
     "sweep_prepayment_reviews",
 ]
