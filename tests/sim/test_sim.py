@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from wiserpa.runtime import Runtime
+from wiserpa.sim import engine
 from wiserpa.sim.engine import Scenario, SimulationResult, profile_variants, simulate
 from wiserpa.sim.outputs import run_cli, store_run
 from wiserpa.sim.workload import AssumptionError, annual_volume, load_assumptions, parse_assumptions
@@ -77,6 +78,22 @@ def test_parallel_runs_give_the_sequential_results() -> None:
     assert [r.profile_id for r in two.runs] == ["wiser-2026", "asa-reform"]
     assert not two.partial
     for ra, rb in zip(one.runs, two.runs, strict=True):
+        assert (ra.metrics, ra.outcomes, ra.series, ra.checks) == (
+            rb.metrics,
+            rb.outcomes,
+            rb.series,
+            rb.checks,
+        )
+
+
+def test_batched_arrivals_give_the_one_by_one_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    # About the state-year's density (20 a business day), so many arrivals share a batch.
+    scenario = _scenario(profiles=("asa-reform",), clinicians=0.6, requests=200)
+    batched = simulate(scenario, workers=1)
+    monkeypatch.setattr(engine, "_MAX_BATCH", 1)
+    one_by_one = simulate(scenario, workers=1)
+    for ra, rb in zip(batched.runs, one_by_one.runs, strict=True):
+        assert ra.metrics["requests_submitted"] > SMALL["requests"]
         assert (ra.metrics, ra.outcomes, ra.series, ra.checks) == (
             rb.metrics,
             rb.outcomes,

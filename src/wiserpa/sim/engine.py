@@ -97,6 +97,7 @@ _AFFIRMED = {s.value for s in AFFIRMED_STATES}
 
 _HOUR = dt.timedelta(hours=1)
 _PARALLEL_MIN_ARRIVALS = 1000
+_MAX_BATCH = 256  # arrivals submitted together at most (tests set 1 to compare with one-by-one)
 _CRITERIA_RESULTS = select(PaRequest.criteria_results).where(PaRequest.id == bindparam("id"))
 
 # Event kinds, in the order they run when they share an instant.
@@ -337,6 +338,9 @@ class _Run:
         self.calibration_backlog: int | None = None
         self.fees = claims.configured_fee_schedule(self.rt)
         self.commit_due = start
+        # Arrivals or claims since the last other event, each with its time: handled together (`flush`).
+        self.batch: list[tuple[Any, dt.datetime]] = []
+        self.batch_kind = ARRIVAL
 
     # -------------------------------------------------------------------- queue
 
@@ -428,6 +432,13 @@ class _Run:
                 if self.should_stop is not None and steps % 64 == 0 and self.should_stop():
                     raise KeyboardInterrupt  # the parent process was interrupted (parallel runs)
                 at, kind, _, payload = heapq.heappop(self.queue)
+                if self.batch and (kind != self.batch_kind or at >= self.commit_due or at > self.horizon):
+                    # Something else happens next (or the hour ends): submit the arrivals (or bill the
+                    # claims) since the last other event, each at its own time. Nothing else ran between
+                    # them, so a batch stores what handling each as it came would.
+                    done += self.flush(session)
+                    if self.progress is not None:
+                        self.progress(done)
                 if at > self.horizon:
                     break
                 if at < self.clock.now():
@@ -440,11 +451,11 @@ class _Run:
                     # rolls back only its own savepoint, so committing less never loses the other events.
                     session.commit()
                     self.commit_due = at.replace(minute=0, second=0, microsecond=0) + _HOUR
-                if kind == ARRIVAL:
-                    self.on_arrival(session, payload)
-                    done += 1
-                    if self.progress is not None:
-                        self.progress(done)
+                if kind in (ARRIVAL, CLAIM):
+                    self.batch_kind = kind
+                    self.batch.append((payload, at))
+                    if len(self.batch) >= _MAX_BATCH:
+                        done += self.flush(session)
                 elif kind == TICK:
                     self.on_tick(session, at)
                 elif kind == DECIDE:
@@ -458,8 +469,6 @@ class _Run:
                         goldcard.evaluate(session, self.rt, now=at)
                 elif kind == CARE:
                     self.on_care(payload)
-                elif kind == CLAIM:
-                    self.on_claim(session, payload)
                 elif kind == TICKET_OPEN:
                     self.on_ticket(session, payload)
                 elif kind == TICKET_ANSWER:
@@ -472,6 +481,7 @@ class _Run:
             except Exception:
                 session.rollback()
             return True
+        done += self.flush(session)
         session.commit()
         return False
 
@@ -492,21 +502,41 @@ class _Run:
             raw["mac_received_at"] = arr.mac_received_at.isoformat()
         return raw
 
-    def on_arrival(self, session: Session, ep: Episode) -> None:
-        raw = self._submission(ep)
-        data = SubmitRequestIn.model_validate(raw)
-        principal = self.practices[ep.arrival.practice]
-        try:
-            with session.begin_nested():
-                req = requests.submit(session, self.rt, principal=principal, data=data, raw=raw)
-        except ApiError:
-            # The engine refused the submission (4xx): that is this patient's single outcome.
-            ep.outcome = "rejected"
-            return
-        ep.primary_code = req.primary_code
-        self._track(ep, req)
-        if ep.arrival.proceeds_without_pa:
-            self.push(self._local_morning(ep.arrival.date_of_service), CARE, ep)
+    def flush(self, session: Session) -> int:
+        """Handle the batched events (arrivals or claims); returns how many arrivals it submitted."""
+        batch, self.batch = self.batch, []
+        if not batch:
+            return 0
+        if self.batch_kind == CLAIM:
+            self.bill_claims(session, batch)
+            return 0
+        return self.submit_arrivals(session, batch)
+
+    def submit_arrivals(self, session: Session, batch: list[tuple[Episode, dt.datetime]]) -> int:
+        """Submit arrivals in one batch, each received at its own time; returns how many."""
+        items = []
+        for ep, at in batch:
+            raw = self._submission(ep)
+            items.append(
+                requests.Submission(
+                    self.practices[ep.arrival.practice],
+                    SubmitRequestIn.model_validate(raw),
+                    raw,
+                    received_at=at,
+                )
+            )
+        with session.begin_nested():  # a Ctrl-C inside takes only this batch back
+            results = requests.submit_many(session, self.rt, items)
+        for (ep, _), req in zip(batch, results, strict=True):
+            if isinstance(req, ApiError):
+                # The engine refused the submission (4xx): that is this patient's single outcome.
+                ep.outcome = "rejected"
+                continue
+            ep.primary_code = req.primary_code
+            self._track(ep, req)
+            if ep.arrival.proceeds_without_pa:
+                self.push(self._local_morning(ep.arrival.date_of_service), CARE, ep)
+        return len(batch)
 
     def on_resubmit(self, session: Session, ep: Episode) -> None:
         principal = self.practices[ep.arrival.practice]
@@ -679,8 +709,24 @@ class _Run:
         bill = care + dt.timedelta(days=ep.arrival.claim_lag_days)
         self.push(bill, CLAIM, (ep, self.calendar.local(care).date()))
 
-    def on_claim(self, session: Session, payload: tuple[Episode, dt.date]) -> None:
-        ep, dos = payload
+    def bill_claims(self, session: Session, batch: list[tuple[tuple[Episode, dt.date], dt.datetime]]) -> None:
+        """Bill each episode's procedure (and anesthesia) claims in one batch, each at its own time."""
+        items: list[claims.ClaimSubmission] = []
+        owners: list[Episode] = []
+        for (ep, dos), at in batch:
+            for principal, raw in self._claim_bodies(ep, dos):
+                items.append(
+                    claims.ClaimSubmission(principal, SubmitClaimIn.model_validate(raw), raw, received_at=at)
+                )
+                owners.append(ep)
+        with session.begin_nested():  # a Ctrl-C inside takes only this batch back
+            results = claims.submit_claims(session, self.rt, items, fee_schedule=self.fees)
+        for ep, claim in zip(owners, results, strict=True):
+            if not isinstance(claim, ApiError):  # a refused claim (4xx) is not billed, so not tracked
+                ep.claims.append(claim.id)
+
+    def _claim_bodies(self, ep: Episode, dos: dt.date) -> list[tuple[Principal, dict[str, Any]]]:
+        """The procedure's claim, and the anesthesia group's when the service had anesthesia."""
         arr = ep.arrival
         line: dict[str, Any] = {
             "code": ep.primary_code, "date_of_service": dos.isoformat(), "rendering_npi": arr.npi,
@@ -701,16 +747,7 @@ class _Run:
                 "place_of_service": "22", "units": 30,
             }  # fmt: skip
             bodies.append((self.anesthesia, self._claim(ep, [anes_line], anes_npi)))
-        for principal, raw in bodies:
-            try:
-                with session.begin_nested():
-                    claim = claims.submit_claim(
-                        session, self.rt, principal=principal, data=SubmitClaimIn.model_validate(raw),
-                        raw=raw, fee_schedule=self.fees,
-                    )  # fmt: skip
-                ep.claims.append(claim.id)
-            except ApiError:
-                pass  # refused (4xx): not billed, so not tracked
+        return bodies
 
     def _claim(self, ep: Episode, lines: list[dict[str, Any]], npi: str) -> dict[str, Any]:
         return {
