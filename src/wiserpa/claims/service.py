@@ -45,7 +45,7 @@ from wiserpa.requests.models import PaRequest, RequestLine
 from wiserpa.requests.service import beneficiary_history, validity_end
 from wiserpa.requests.status import AFFIRMED_STATES, OPEN, Status, effective_status
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import insert_adopted
+from wiserpa.store.base import assemble, insert_adopted
 
 # ---------------------------------------------------------------------------------------------- fee schedule
 
@@ -612,46 +612,34 @@ def _new_claim(
     state = rt.catalog.state(data.state)
     assert state is not None  # checked by _validate
     # ---- every check passed; only an opened pre-payment review is written before the claim itself
-    claim = Claim(
-        organization_id=principal.organization_id,
-        submitted_by_user_id=principal.user_id,
-        claim_type=data.claim_type.value,
-        billing_npi=data.billing_provider.npi,
-        beneficiary_mbi=data.beneficiary.mbi,
-        state=data.state,
-        participant=state.participant,
-        diagnosis_codes=list(data.diagnosis_codes),
-        channel=item.channel,
-        received_at=at,
-        profile_id=rt.profile.id,
-        profile_version=rt.profile.version,
-        fee_schedule=fees.source[-200:],
-        raw_submission=item.raw,
-    )
     episodes: dict[tuple[str, dt.date], PrepaymentReview] = {}
+    lines = []
     for seq, p in enumerate(plans):
-        line = ClaimLine(
-            seq=seq,
-            code=p.data.code,
-            modifiers=list(p.data.modifiers),
-            units=p.data.units,
-            date_of_service=p.data.date_of_service,
-            rendering_npi=p.data.rendering_npi,
-            place_of_service=p.data.place_of_service,
-            revenue_code=p.data.revenue_code,
-            utn=p.data.utn,
-            role=p.role,
-            kind=p.kind,
-            category=p.category,
-            outcome=p.outcome,
-            outcome_reason=p.reason,
-            reasons=p.reasons,
-            request_id=p.auth.request.id if p.auth else None,
-            authorization_utn=p.auth.request.utn if p.auth else None,
-            matched_by=p.matched_by,
-            participant=p.participant,
-            allowed_cents=fees.allowed_cents(p.data.code, data.claim_type.value, p.data.units),
-            decided_at=at,
+        line = assemble(
+            ClaimLine,
+            {
+                "seq": seq,
+                "code": p.data.code,
+                "modifiers": list(p.data.modifiers),
+                "units": p.data.units,
+                "date_of_service": p.data.date_of_service,
+                "rendering_npi": p.data.rendering_npi,
+                "place_of_service": p.data.place_of_service,
+                "revenue_code": p.data.revenue_code,
+                "utn": p.data.utn,
+                "role": p.role,
+                "kind": p.kind,
+                "category": p.category,
+                "outcome": p.outcome,
+                "outcome_reason": p.reason,
+                "reasons": p.reasons,
+                "request_id": p.auth.request.id if p.auth else None,
+                "authorization_utn": p.auth.request.utn if p.auth else None,
+                "matched_by": p.matched_by,
+                "participant": p.participant,
+                "allowed_cents": fees.allowed_cents(p.data.code, data.claim_type.value, p.data.units),
+                "decided_at": at,
+            },
         )
         if p.needs_review and p.category is not None:
             review = _episode_review(
@@ -659,8 +647,27 @@ def _new_claim(
                 participant=state.participant, category=p.category, dos=p.data.date_of_service, now=at,
             )  # fmt: skip
             _apply_review_to_line(line, review, at)
-        claim.lines.append(line)
-    return claim
+        lines.append(line)
+    return assemble(
+        Claim,
+        {
+            "organization_id": principal.organization_id,
+            "submitted_by_user_id": principal.user_id,
+            "claim_type": data.claim_type.value,
+            "billing_npi": data.billing_provider.npi,
+            "beneficiary_mbi": data.beneficiary.mbi,
+            "state": data.state,
+            "participant": state.participant,
+            "diagnosis_codes": list(data.diagnosis_codes),
+            "channel": item.channel,
+            "received_at": at,
+            "profile_id": rt.profile.id,
+            "profile_version": rt.profile.version,
+            "fee_schedule": fees.source[-200:],
+            "raw_submission": item.raw,
+        },
+        lines=lines,
+    )
 
 
 # --------------------------------------------------------------------------------------- pre-payment review

@@ -38,7 +38,7 @@ from wiserpa.requests.status import (
     is_deemed,
 )
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import insert_adopted
+from wiserpa.store.base import assemble, insert_adopted
 
 # Where each catalog refusal points in the submitted body, so the 4xx names the field at fault.
 _REASON_FIELD = {
@@ -463,45 +463,45 @@ def _new_request(
         history=history,
         gold_carded=gold_carded,
     )
-    request = PaRequest(
-        id=request_id,
-        utn=utn,
-        state=data.state,
-        participant=state.participant,
-        jurisdiction=state.jurisdiction,
-        organization_id=a.item.principal.organization_id,
-        submitted_by_user_id=a.item.principal.user_id,
-        provider_npi=data.provider.npi,
-        beneficiary_mbi=data.beneficiary.mbi,
-        category=v.category,
-        policy_id=v.policy_id,
-        primary_code=v.primary_code,
-        place_of_service=data.place_of_service,
-        date_of_service=data.date_of_service,
-        urgency=data.urgency.value,
-        channel=data.channel.value,
-        received_at=at,
-        mac_received_at=data.mac_received_at,
-        clock_started_at=a.clock_started_at,
-        due_at=a.due_at,
-        deems_on_due=profile.deemed_approval.enabled,
-        status=Status.RECEIVED.value,
-        profile_id=profile.id,
-        profile_version=profile.version,
-        predecessor_id=predecessor.id if predecessor else None,
-        time_sensitive_attestation=data.time_sensitive_attestation,
-        diagnosis_codes=list(data.diagnosis_codes),
-        clinical_facts=_json_ready(v.facts),
-        criteria_results=[],
-        attachments=[att.model_dump(mode="json") for att in data.attachments],
-        raw_submission=a.item.raw,
-        notes=data.notes,
-        updated_at=at,
-        lines=_lines(rt, data, v),
-        decisions=[],
-    )
-    _apply_pipeline(request, result, now=at, rt=rt)
-    return request
+    facts = _json_ready(v.facts)
+    values: dict[str, Any] = {
+        "id": request_id,
+        "version": 1,
+        "utn": utn,
+        "state": data.state,
+        "participant": state.participant,
+        "jurisdiction": state.jurisdiction,
+        "organization_id": a.item.principal.organization_id,
+        "submitted_by_user_id": a.item.principal.user_id,
+        "provider_npi": data.provider.npi,
+        "beneficiary_mbi": data.beneficiary.mbi,
+        "category": v.category,
+        "policy_id": v.policy_id,
+        "primary_code": v.primary_code,
+        "place_of_service": data.place_of_service,
+        "date_of_service": data.date_of_service,
+        "urgency": data.urgency.value,
+        "channel": data.channel.value,
+        "received_at": at,
+        "mac_received_at": data.mac_received_at,
+        "clock_started_at": a.clock_started_at,
+        "due_at": a.due_at,
+        "deems_on_due": profile.deemed_approval.enabled,
+        "status": Status.RECEIVED.value,
+        "profile_id": profile.id,
+        "profile_version": profile.version,
+        "predecessor_id": predecessor.id if predecessor else None,
+        "time_sensitive_attestation": data.time_sensitive_attestation,
+        "diagnosis_codes": list(data.diagnosis_codes),
+        "clinical_facts": facts,
+        "criteria_results": [],
+        "attachments": [att.model_dump(mode="json") for att in data.attachments],
+        "raw_submission": a.item.raw,
+        "notes": data.notes,
+        "updated_at": at,
+    }
+    decision = _apply_pipeline(values, result, now=at, rt=rt)
+    return assemble(PaRequest, values, lines=_lines(rt, data, v), decisions=[decision])
 
 
 def allocate_request_id(session: Session) -> int:
@@ -533,14 +533,17 @@ def _lines(rt: Runtime, data: SubmitRequestIn, v: Validated) -> list[RequestLine
         line = data.lines[i]
         kind = associated[line.code].kind if role == "associated" and line.code in associated else None
         lines.append(
-            RequestLine(
-                seq=seq,
-                code=line.code,
-                modifiers=list(line.modifiers),
-                units=line.units,
-                role=role,
-                kind=kind,
-                requested=True,
+            assemble(
+                RequestLine,
+                {
+                    "seq": seq,
+                    "code": line.code,
+                    "modifiers": list(line.modifiers),
+                    "units": line.units,
+                    "role": role,
+                    "kind": kind,
+                    "requested": True,
+                },
             )
         )
     return lines
@@ -582,38 +585,46 @@ def line_views(rt: Runtime, request: PaRequest, status: str) -> list[dict[str, A
     return views
 
 
-def _apply_pipeline(request: PaRequest, result: PipelineResult, *, now: dt.datetime, rt: Runtime) -> None:
+def _apply_pipeline(
+    values: dict[str, Any], result: PipelineResult, *, now: dt.datetime, rt: Runtime
+) -> Decision:
+    """Put the automated pipeline's outcome into a new request's column values; returns its first decision."""
     results = [r.to_dict() for r in result.criteria_results]
-    request.criteria_results = results
+    values["criteria_results"] = results
     new_status = Status.PENDED.value if result.outcome == "pended" else result.outcome
-    check_transition(request.status, new_status)
-    request.status = new_status
-    request.exemption = result.exemption
-    request.audit_sampled = result.audit_sampled
+    check_transition(values["status"], new_status)
+    values["status"] = new_status
+    values["exemption"] = result.exemption
+    values["audit_sampled"] = result.audit_sampled
     if new_status in AFFIRMED_STATES:
-        request.decision_kind = DECISION_KIND_BY_OUTCOME[new_status]
-        request.decided_at = now
-        request.valid_until = validity_end(rt, request, now)
+        values["decision_kind"] = DECISION_KIND_BY_OUTCOME[new_status]
+        values["decided_at"] = now
+        values["valid_until"] = _validity_end_in(rt, values["state"], now)
     kind = {"pended": "pend", "affirmed": "auto_affirm"}.get(result.outcome, result.outcome)
-    request.decisions.append(
-        Decision(
-            kind=kind,
-            resulting_status=new_status,
-            effective=True,
-            decided_at=now,
-            reasons=[],
-            note=result.reason,
-            profile_id=rt.profile.id,
-            profile_version=rt.profile.version,
-            criteria_results=results,
-            facts_used=dict(request.clinical_facts),
-        )
+    return assemble(
+        Decision,
+        {
+            "kind": kind,
+            "resulting_status": new_status,
+            "effective": True,
+            "decided_at": now,
+            "reasons": [],
+            "note": result.reason,
+            "profile_id": rt.profile.id,
+            "profile_version": rt.profile.version,
+            "criteria_results": results,
+            "facts_used": dict(values["clinical_facts"]),
+        },
     )
 
 
 def validity_end(rt: Runtime, request: PaRequest, decided_at: dt.datetime) -> dt.date:
     """Last date of service an affirmation covers: the decision date (state time) plus the validity period."""
-    state = rt.catalog.state(request.state)
+    return _validity_end_in(rt, request.state, decided_at)
+
+
+def _validity_end_in(rt: Runtime, state_code: str, decided_at: dt.datetime) -> dt.date:
+    state = rt.catalog.state(state_code)
     zone = ZoneInfo(state.timezone if state else "UTC")
     return decided_at.astimezone(zone).date() + dt.timedelta(
         days=rt.profile.timelines.affirmation_validity_days

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Insert, MetaData, Table, TypeDecorator, insert, inspect
 from sqlalchemy.dialects.postgresql import JSONB
@@ -54,11 +54,34 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+M = TypeVar("M", bound=DeclarativeBase)
+
+
 def table_of(model: type[DeclarativeBase]) -> Table:
     """The Core table behind a mapped class, for Core statements on hot paths."""
     table = model.__table__
     assert isinstance(table, Table)  # declarative classes always map a Table
     return table
+
+
+def assemble(model: type[M], values: Mapping[str, Any], **collections: list[Any]) -> M:
+    """A new, not yet stored object built the way a load builds one, for `insert_adopted`.
+
+    Column values go straight into the instance (a column left out gets its scalar default, else None) and
+    one-to-many collections are set without change events. The constructor fires an attribute event per
+    column and per child, which on the busiest write paths cost more than the inserts (150 us against 11 us
+    for a request with one line and one decision).
+    """
+    obj: M = inspect(model).class_manager.new_instance()  # type: ignore[assignment]
+    state = obj.__dict__
+    for column in table_of(model).columns:
+        value = values.get(column.key)
+        if value is None and column.default is not None and column.default.is_scalar:
+            value = getattr(column.default, "arg", None)
+        state[column.key] = value
+    for name, children in collections.items():
+        set_committed_value(obj, name, children)
+    return obj
 
 
 def _row(obj: DeclarativeBase) -> dict[str, Any]:
