@@ -765,19 +765,52 @@ def withdraw(
     return request
 
 
+@dataclass(frozen=True)
+class Resubmission:
+    """A request to submit again, with the changes (usually added clinical facts), and when (None: now)."""
+
+    principal: Principal
+    request_id: int
+    changes: dict[str, Any]
+    received_at: dt.datetime | None = None
+
+
 def resubmit(
     session: Session, rt: Runtime, *, principal: Principal, request_id: int, changes: dict[str, Any]
 ) -> PaRequest:
     """Submit again after a non-affirmation (or withdrawal), with added facts; links to the original."""
+    result = resubmit_many(session, rt, [Resubmission(principal, request_id, changes)])[0]
+    if isinstance(result, ApiError):
+        raise result
+    return result
+
+
+def resubmit_many(session: Session, rt: Runtime, items: Sequence[Resubmission]) -> list[PaRequest | ApiError]:
+    """Resubmit several requests as one `submit_many` batch; each succeeds or fails (4xx in its place) alone."""
+    now = rt.clock.now()
+    prepared: list[Submission | ApiError] = []
+    for item in items:
+        try:
+            prepared.append(_resubmission(session, rt, item, now))
+        except ApiError as exc:
+            prepared.append(exc)
+    stored = iter(submit_many(session, rt, [p for p in prepared if isinstance(p, Submission)]))
+    return [next(stored) if isinstance(p, Submission) else p for p in prepared]
+
+
+def _resubmission(session: Session, rt: Runtime, item: Resubmission, now: dt.datetime) -> Submission:
+    """The submission that resubmits one request: its original body merged with the changes."""
+    principal = item.principal
     original = load_visible(
-        session, rt, principal, request_id, action="request.resubmit", with_children=False
+        session, rt, principal, item.request_id, action="request.resubmit", with_children=False
     )
     if principal.role is not Role.PROVIDER:
         raise Forbidden("only the submitting organization may resubmit")
-    now = rt.clock.now()
-    status = effective_status(original, now)
+    at = item.received_at or now
+    status = effective_status(original, at)
     if status not in (Status.NON_AFFIRMED.value, Status.WITHDRAWN.value):
         raise Conflict(f"only a non-affirmed or withdrawn request can be resubmitted; this one is {status}")
+    changes = dict(item.changes)
     merged = dict(original.raw_submission)
     facts = dict(merged.get("clinical_facts") or {})
     facts.update(changes.pop("clinical_facts", {}) or {})
@@ -790,7 +823,7 @@ def resubmit(
             "the resubmission is not valid",
             [FieldError(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()],
         ) from exc
-    return submit(session, rt, principal=principal, data=data, raw=merged, predecessor=original)
+    return Submission(principal, data, merged, received_at=item.received_at, predecessor=original)
 
 
 def check_version(request: PaRequest, expected: int | None) -> None:

@@ -342,7 +342,7 @@ class _Run:
         self.calibration_backlog: int | None = None
         self.fees = claims.configured_fee_schedule(self.rt)
         self.commit_due = start
-        # Arrivals or claims since the last other event, each with its time: handled together (`flush`).
+        # Arrivals, resubmissions or claims since the last other event, each with its time: handled together.
         self.batch: list[tuple[Any, dt.datetime]] = []
         self.batch_kind = ARRIVAL
 
@@ -455,7 +455,7 @@ class _Run:
                     # rolls back only its own savepoint, so committing less never loses the other events.
                     session.commit()
                     self.commit_due = at.replace(minute=0, second=0, microsecond=0) + _HOUR
-                if kind in (ARRIVAL, CLAIM):
+                if kind in (ARRIVAL, RESUBMIT, CLAIM):
                     self.batch_kind = kind
                     self.batch.append((payload, at))
                     if len(self.batch) >= _MAX_BATCH:
@@ -466,8 +466,6 @@ class _Run:
                     self.on_decide(session, *payload)
                 elif kind == SWEEP:
                     self.on_sweep(session)
-                elif kind == RESUBMIT:
-                    self.on_resubmit(session, payload)
                 elif kind == GOLDCARD:
                     with session.begin_nested():  # a Ctrl-C inside takes only this call back
                         goldcard.evaluate(session, self.rt, now=at)
@@ -507,12 +505,15 @@ class _Run:
         return raw
 
     def flush(self, session: Session) -> int:
-        """Handle the batched events (arrivals or claims); returns how many arrivals it submitted."""
+        """Handle the batched events (arrivals, resubmissions or claims); returns how many arrivals it submitted."""
         batch, self.batch = self.batch, []
         if not batch:
             return 0
         if self.batch_kind == CLAIM:
             self.bill_claims(session, batch)
+            return 0
+        if self.batch_kind == RESUBMIT:
+            self.resubmit(session, batch)
             return 0
         return self.submit_arrivals(session, batch)
 
@@ -542,20 +543,25 @@ class _Run:
                 self.push(self._local_morning(ep.arrival.date_of_service), CARE, ep)
         return len(batch)
 
-    def on_resubmit(self, session: Session, ep: Episode) -> None:
-        principal = self.practices[ep.arrival.practice]
-        facts = dict(COMPLETE_FACTS.get(ep.arrival.category, {}))
-        try:
-            with session.begin_nested():
-                req = requests.resubmit(
-                    session, self.rt, principal=principal, request_id=ep.request_ids[-1],
-                    changes={"clinical_facts": facts} if facts else {},
-                )  # fmt: skip
-        except ApiError:
-            self._final(ep, "non_affirmed")
-            return
-        ep.resubmissions += 1
-        self._track(ep, req)
+    def resubmit(self, session: Session, batch: list[tuple[Episode, dt.datetime]]) -> None:
+        """Resubmit non-affirmed requests with the missing facts added, in one batch, each at its own time."""
+        items = []
+        for ep, at in batch:
+            facts = dict(COMPLETE_FACTS.get(ep.arrival.category, {}))
+            items.append(
+                requests.Resubmission(
+                    self.practices[ep.arrival.practice], ep.request_ids[-1],
+                    {"clinical_facts": facts} if facts else {}, received_at=at,
+                )
+            )  # fmt: skip
+        with session.begin_nested():  # a Ctrl-C inside takes only this batch back
+            results = requests.resubmit_many(session, self.rt, items)
+        for (ep, _), req in zip(batch, results, strict=True):
+            if isinstance(req, ApiError):
+                self._final(ep, "non_affirmed")
+                continue
+            ep.resubmissions += 1
+            self._track(ep, req)
 
     def _track(self, ep: Episode, req: PaRequest) -> None:
         ep.request_ids.append(req.id)
