@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import and_, bindparam, func, or_, select, text
+from sqlalchemy import and_, bindparam, func, select, text
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -219,8 +219,10 @@ def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime)
     return Validated(data, category, policy_id, primary, roles, facts)
 
 
-# Built once. Requests that are or may become affirmed (undecided under deemed approval), of some
-# beneficiaries in some categories; the effective status is then taken per reader's instant in Python.
+# Built once: every request of some beneficiaries (a beneficiary has few). Which count as history (their
+# category, and whether they are affirmed at the reader's instant) is decided in Python: with the category and
+# status in the WHERE clause, SQLite answered batches of many beneficiaries with a MULTI-INDEX OR over the
+# status index, reading every affirmed request of the state (1.2 ms a batch at 20,000 requests, and growing).
 _HISTORY = select(
     PaRequest.id,
     PaRequest.beneficiary_mbi,
@@ -231,14 +233,7 @@ _HISTORY = select(
     PaRequest.status,
     PaRequest.deems_on_due,
     PaRequest.due_at,
-).where(
-    PaRequest.beneficiary_mbi.in_(bindparam("mbis", expanding=True)),
-    PaRequest.category.in_(bindparam("categories", expanding=True)),
-    or_(
-        PaRequest.status.in_([s.value for s in AFFIRMED_STATES]),
-        and_(PaRequest.deems_on_due.is_(True), PaRequest.status.in_([s.value for s in OPEN])),
-    ),
-)
+).where(PaRequest.beneficiary_mbi.in_(bindparam("mbis", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -267,17 +262,15 @@ class _HistoryRow:
 
 
 _AFFIRMED = frozenset(s.value for s in AFFIRMED_STATES)
+_OPEN = frozenset(s.value for s in OPEN)
 
 
 def _history_rows(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[_HistoryRow]]:
     """(beneficiary, category) -> the requests that may count as history, in one read for every key."""
     found: dict[tuple[str, str], list[_HistoryRow]] = {key: [] for key in keys}
-    rows = session.execute(
-        _HISTORY,
-        {"mbis": sorted({m for m, _ in keys}), "categories": sorted({c for _, c in keys})},
-    )
+    rows = session.execute(_HISTORY, {"mbis": sorted({m for m, _ in keys})})
     for rid, mbi, category, dos, policy, facts, status, deems, due in rows:
-        if (mbi, category) in found:
+        if (mbi, category) in found and (status in _AFFIRMED or (deems and status in _OPEN)):
             found[mbi, category].append(
                 _HistoryRow(rid, dos, category, policy or "", facts, status, deems, due)
             )
