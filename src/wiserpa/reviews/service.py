@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, inspect, or_, select, update
+from sqlalchemy.orm import Session, defer, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from wiserpa.audit import service as audit
 from wiserpa.auth.models import Role
@@ -19,6 +22,7 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.requests.status import OPEN, Status, check_transition
 from wiserpa.runtime import Runtime
+from wiserpa.store.base import table_of
 
 REVIEW_ROLES = (Role.REVIEWER,)
 
@@ -38,6 +42,52 @@ class WorklistPage:
     offset: int
 
 
+# What `worklist(details=False)` leaves to load on access: the collections and the JSON columns, which are
+# most of a row's size and of the cost of loading it.
+_LIGHT = (
+    lazyload(PaRequest.lines),
+    lazyload(PaRequest.decisions),
+    defer(PaRequest.diagnosis_codes),
+    defer(PaRequest.clinical_facts),
+    defer(PaRequest.criteria_results),
+    defer(PaRequest.attachments),
+    defer(PaRequest.raw_submission),
+)
+
+
+@lru_cache(maxsize=256)
+def _worklist_statements(
+    principal: Principal, by_category: bool, details: bool
+) -> tuple[Select[tuple[int]], Select[tuple[PaRequest]]]:
+    """The worklist's count and page statements for one caller, built once: the time, the category, the limit
+    and the offset are bound parameters."""
+    conditions = [
+        requests.scope_filter(principal),
+        PaRequest.status.in_([s.value for s in OPEN]),
+        # Past due under a deemed-approval profile means already affirmed: not work any more. The due time
+        # comes first: it is in the (state, status, due_at) index, so SQLite reads the row itself only for the
+        # requests already past due (the count otherwise reads every open request's row).
+        or_(
+            PaRequest.due_at > bindparam("now", type_=PaRequest.due_at.type),
+            PaRequest.deems_on_due.is_(False),
+        ),
+    ]
+    if by_category:
+        conditions.append(PaRequest.category == bindparam("category"))
+    where = and_(*conditions)
+    count = select(func.count()).select_from(PaRequest).where(where)
+    page = (
+        select(PaRequest)
+        .where(where)
+        .order_by(PaRequest.due_at, PaRequest.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+    if not details:
+        page = page.options(*_LIGHT)
+    return count, page
+
+
 def worklist(
     session: Session,
     rt: Runtime,
@@ -50,26 +100,17 @@ def worklist(
 ) -> WorklistPage:
     """Open requests in the reviewer's state that time has not already decided, ordered by due time.
 
-    `details=False` leaves each item's lines and decisions to load on access, for callers that only pick
-    items by id (the simulator's reviewer pool); the pages and the API render them and keep the default.
+    `details=False` leaves each item's lines, decisions and JSON columns to load on access, for callers that
+    only pick items by id (the simulator's reviewer pool); the pages and the API render them and keep the
+    default.
     """
     if principal.role not in (Role.REVIEWER, Role.OVERSIGHT, Role.ADMIN):
         raise Forbidden("the worklist is for reviewers")
     now = rt.clock.now()
-    conditions = [
-        requests.scope_filter(principal),
-        PaRequest.status.in_([s.value for s in OPEN]),
-        # Past due under a deemed-approval profile means already affirmed: not work any more.
-        or_(PaRequest.deems_on_due.is_(False), PaRequest.due_at > now),
-    ]
-    if category:
-        conditions.append(PaRequest.category == category)
-    where = and_(*conditions)
-    total = session.scalar(select(func.count()).select_from(PaRequest).where(where)) or 0
-    stmt = select(PaRequest).where(where).order_by(PaRequest.due_at, PaRequest.id).limit(limit).offset(offset)
-    if not details:
-        stmt = stmt.options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
-    items = session.scalars(stmt).all()
+    count, page = _worklist_statements(principal, bool(category), details)
+    params = {"now": now, "category": category, "limit": limit, "offset": offset}
+    total = session.scalar(count, params) or 0
+    items = session.scalars(page, params).all()
     audit.record(
         session,
         actor=principal.actor,
@@ -111,9 +152,14 @@ def decide(
     if principal.role is not Role.REVIEWER:
         # Checked before the lookup: the role decides, whatever the request.
         raise Forbidden("only a participant's reviewer may decide requests")
-    request = requests.load_visible(
-        session, rt, principal, request_id, action="request.decide", for_update=True
-    )
+    # Lock and load the row without its lines and decisions (decide reads neither; a caller that renders them
+    # loads them on access) with a statement built once: half the cost of the by-id lookup of load_visible.
+    request = session.scalars(_LOCK_REQUEST, {"id": request_id}).one_or_none()
+    if request is None or not requests.can_see(principal, request):
+        # Refused: the shared lookup audits it and answers 404 (it returns only if the row appeared meanwhile).
+        request = requests.load_visible(
+            session, rt, principal, request_id, action="request.decide", for_update=True
+        )
     requests.check_version(request, expected_version)
     now = rt.clock.now()
     if outcome == "non_affirm":
@@ -122,18 +168,26 @@ def decide(
     if requests.materialize_deemed(session, rt, request, now=now) or request.status == Status.DEEMED_AFFIRMED:
         # Deemed just now or by an earlier sweep: either way time decided first.
         # Time decided first: record the clinician's decision as late, never as the outcome (R3).
-        request.decisions.append(
+        late = f"late_{outcome}"
+        if session.scalar(_HAS_DECISION, {"id": request.id, "kind": late}):
+            # Recorded once per kind (uq_decisions_once): saying it again changes nothing, so say so (409).
+            raise Conflict(
+                f"request {request.id} was deemed affirmed at its due time and a late {outcome} is already "
+                "recorded"
+            )
+        _add_decision(
+            session,
+            request,
             _decision_row(
-                rt,
                 principal,
                 request,
-                kind=f"late_{outcome}",
+                kind=late,
                 status=request.status,
                 effective=False,
                 now=now,
                 reasons=reason_rows,
                 note=note,
-            )
+            ),
         )
         audit.record(
             session,
@@ -154,15 +208,19 @@ def decide(
         raise Conflict(f"request {request.id} is already {request.status}")
     new_status = Status.AFFIRMED.value if outcome == "affirm" else Status.NON_AFFIRMED.value
     check_transition(request.status, new_status)
-    request.status = new_status
-    request.decision_kind = "clinician"
-    request.decided_at = now
-    request.updated_at = now
+    changes: dict[str, Any] = {
+        "status": new_status,
+        "decision_kind": "clinician",
+        "decided_at": now,
+        "updated_at": now,
+    }
     if new_status == Status.AFFIRMED.value:
-        request.valid_until = requests.validity_end(rt, request, now)
-    request.decisions.append(
+        changes["valid_until"] = requests.validity_end(rt, request, now)
+    _store_changes(session, request, changes)
+    _add_decision(
+        session,
+        request,
         _decision_row(
-            rt,
             principal,
             request,
             kind=f"clinician_{outcome}",
@@ -171,7 +229,7 @@ def decide(
             now=now,
             reasons=reason_rows,
             note=note,
-        )
+        ),
     )
     audit.record(
         session,
@@ -185,6 +243,60 @@ def decide(
     )
     events.outcome_changed(session, rt, request, now=now, via="clinician_decision")
     return DecisionResult(request, True, f"request {request.id} is {new_status}")
+
+
+_REQUESTS = table_of(PaRequest)
+
+# Built once. The request row locked for the decision (FOR UPDATE on PostgreSQL; SQLite's writer lock is
+# already held), leaving lines and decisions to load on access.
+_LOCK_REQUEST = (
+    select(PaRequest)
+    .where(PaRequest.id == bindparam("id"))
+    .with_for_update()
+    .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+)
+
+_INSERT_DECISION = insert(table_of(Decision))
+_HAS_DECISION = select(
+    exists().where(Decision.request_id == bindparam("id"), Decision.kind == bindparam("kind"))
+)
+
+# Built once. The columns to set come from the parameters; the version condition is the ORM's own
+# optimistic check (`version_id_col`).
+_UPDATE_REQUEST = update(_REQUESTS).where(
+    _REQUESTS.c.id == bindparam("_id"), _REQUESTS.c.version == bindparam("_version")
+)
+
+
+def _store_changes(session: Session, request: PaRequest, changes: dict[str, Any]) -> None:
+    """Write changed columns of a loaded request and bump its version, as the ORM's flush would, with one Core
+    UPDATE; the object then holds them as committed, so nothing is left for the unit of work to flush."""
+    version = request.version + 1
+    result = session.connection().execute(
+        _UPDATE_REQUEST, {"_id": request.id, "_version": request.version, **changes, "version": version}
+    )
+    if result.rowcount != 1:
+        # What the ORM raises when a versioned UPDATE matches no row (the row changed since it was read).
+        raise StaleDataError(
+            f"UPDATE statement on table 'pa_requests' expected to update 1 row(s); {result.rowcount} were matched."
+        )
+    for key, value in changes.items():
+        set_committed_value(request, key, value)
+    set_committed_value(request, "version", version)
+    # Count the object as changed in this transaction, as the flush does for what it writes, so a rollback
+    # (of a savepoint too) expires it rather than leaving the new values in memory over the old row.
+    session._register_altered([inspect(request)])
+
+
+def _add_decision(session: Session, request: PaRequest, row: dict[str, Any]) -> None:
+    """Record a decision on the request: one Core insert, unless its decisions are already loaded."""
+    if "decisions" in request.__dict__:
+        # Loaded (the caller read them, or a deemed approval was just appended): append through the ORM so
+        # the collection stays whole and the flush inserts the rows in the order they were made.
+        request.decisions.append(Decision(**row))
+        return
+    # Not loaded: nothing in memory to keep in step; whoever reads them later loads this row with the rest.
+    session.connection().execute(_INSERT_DECISION, {**row, "request_id": request.id})
 
 
 def _check_non_affirmation(
@@ -232,7 +344,6 @@ def _reason_rows(request: PaRequest, reasons: Sequence[str]) -> list[dict[str, A
 
 
 def _decision_row(
-    rt: Runtime,
     principal: Principal,
     request: PaRequest,
     *,
@@ -242,21 +353,23 @@ def _decision_row(
     now: dt.datetime,
     reasons: list[dict[str, Any]],
     note: str | None,
-) -> Decision:
-    return Decision(
-        kind=kind,
-        resulting_status=status,
-        effective=effective,
-        decided_at=now,
-        actor_user_id=principal.user_id,
-        reviewer_name=principal.name,
-        reviewer_npi=principal.npi,
-        reviewer_specialty=principal.specialty,
-        reviewer_credentials=principal.credentials,
-        reasons=reasons,
-        note=note,
-        profile_id=request.profile_id,
-        profile_version=request.profile_version,
-        criteria_results=request.criteria_results,
-        facts_used=dict(request.clinical_facts),
-    )
+) -> dict[str, Any]:
+    # Column values of the new decisions row; `dedupe` is "" for a repeatable event, as the column default.
+    return {
+        "kind": kind,
+        "dedupe": "",
+        "resulting_status": status,
+        "effective": effective,
+        "decided_at": now,
+        "actor_user_id": principal.user_id,
+        "reviewer_name": principal.name,
+        "reviewer_npi": principal.npi,
+        "reviewer_specialty": principal.specialty,
+        "reviewer_credentials": principal.credentials,
+        "reasons": reasons,
+        "note": note,
+        "profile_id": request.profile_id,
+        "profile_version": request.profile_version,
+        "criteria_results": request.criteria_results,
+        "facts_used": dict(request.clinical_facts),
+    }

@@ -1,0 +1,236 @@
+"""The clinician decision and the worklist at the service level, on both databases: what they write, how few
+statements they need, and that the objects in memory stay true to the rows (after a rollback too)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from tests.factories import body
+from wiserpa.audit import service as audit
+from wiserpa.audit.models import AuditEntry
+from wiserpa.policy.examples import VIOLATIONS
+from wiserpa.requests import service as requests
+from wiserpa.requests.models import Decision, PaRequest
+from wiserpa.reviews import service as reviews
+from wiserpa.runtime import Runtime
+
+
+def _pended(
+    client: TestClient, provider: Any, category: str = "vertebral_augmentation", *, state: str = "TX"
+) -> tuple[int, str]:
+    fact, bad, criterion_id = VIOLATIONS[category]
+    data = body(category, state=state)
+    data["clinical_facts"][fact] = bad
+    view = client.post("/api/v1/requests", json=data, headers=provider.headers).json()
+    assert view["status"] == "pended", view
+    return int(view["id"]), criterion_id
+
+
+@contextmanager
+def _statements(rt: Runtime) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(rt.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", note)
+
+
+def test_decide_writes_outcome_decision_and_audit_in_few_statements(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    rid, criterion_id = _pended(client, provider)
+    now = rt.clock.now()
+    with rt.sessions() as s:
+        with _statements(rt) as seen:
+            result = reviews.decide(
+                s, rt, principal=reviewer.principal, request_id=rid, outcome="non_affirm",
+                reasons=[criterion_id], note="Imaging does not show the fracture.",
+            )  # fmt: skip
+            s.commit()
+        request = result.request
+        assert result.applied and request.status == "non_affirmed" and request.version == 2
+        assert request.decision_kind == "clinician" and request.decided_at == now and not s.dirty
+        # Lines and decisions are left to load on access; the request is written once, with one statement.
+        assert not any("request_lines" in q or q.startswith("SELECT decisions") for q in seen), seen
+        assert sum(q.startswith("UPDATE pa_requests") for q in seen) == 1
+        assert sum(q.startswith("INSERT INTO decisions") for q in seen) == 1
+        assert len(seen) <= 8, seen
+        # Read on access after the decision, the collection holds the new row.
+        assert [d.kind for d in request.decisions] == ["pend", "clinician_non_affirm"]
+        assert [ln.code for ln in request.lines]
+    with rt.sessions() as s:
+        stored = s.get(PaRequest, rid)
+        assert stored is not None
+        assert (stored.status, stored.version, stored.decided_at) == ("non_affirmed", 2, now)
+        decision = s.scalars(
+            select(Decision).where(Decision.request_id == rid, Decision.kind != "pend")
+        ).one()
+        assert decision.kind == "clinician_non_affirm" and decision.effective and decision.dedupe == ""
+        assert decision.decided_at == now and decision.resulting_status == "non_affirmed"
+        assert (
+            decision.reviewer_npi == reviewer.principal.npi
+            and decision.actor_user_id == reviewer.principal.user_id
+        )
+        assert (decision.profile_id, decision.profile_version) == (stored.profile_id, stored.profile_version)
+        assert decision.criteria_results == stored.criteria_results
+        assert decision.facts_used == stored.clinical_facts
+        assert [r["criterion_id"] for r in decision.reasons] == [criterion_id]
+        assert decision.reasons[0]["citation"] and decision.note == "Imaging does not show the fracture."
+        entry = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).one()
+        assert (entry.action, entry.object_id, entry.outcome) == ("request.decide", str(rid), "non_affirmed")
+        assert entry.details == {"reasons": [criterion_id], "late": False}
+        assert audit.verify(s).ok
+
+
+def test_decide_on_a_request_read_with_its_decisions_keeps_them_whole(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    rid, _ = _pended(client, provider)
+    with rt.sessions() as s:
+        loaded = s.get(PaRequest, rid)
+        assert loaded is not None and [d.kind for d in loaded.decisions] == ["pend"]
+        with _statements(rt) as seen:
+            result = reviews.decide(s, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+            assert result.request is loaded and [d.kind for d in loaded.decisions] == [
+                "pend",
+                "clinician_affirm",
+            ]
+            s.commit()
+        # The decision row is written once and the request is not written a second time by the flush.
+        assert sum(q.startswith("INSERT INTO decisions") for q in seen) == 1
+        assert sum(q.startswith("UPDATE pa_requests") for q in seen) == 1
+        assert loaded.version == 2 and loaded.valid_until is not None
+    with rt.sessions() as s:
+        stored = s.get(PaRequest, rid)
+        assert stored is not None and (stored.status, stored.version) == ("affirmed", 2)
+        assert stored.valid_until == loaded.valid_until
+        assert [d.kind for d in stored.decisions] == ["pend", "clinician_affirm"]
+
+
+def test_a_rolled_back_decision_leaves_nothing_in_memory_either(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    rid, criterion_id = _pended(client, provider)
+    with rt.sessions() as s:
+        with pytest.raises(RuntimeError), s.begin_nested():  # the simulator's shape: a savepoint per call
+            reviews.decide(s, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+            raise RuntimeError("interrupted after the decision")
+        request = s.get(PaRequest, rid)
+        assert request is not None and (request.status, request.version) == ("pended", 1)
+        assert request.valid_until is None and [d.kind for d in request.decisions] == ["pend"]
+        with s.begin_nested():
+            result = reviews.decide(
+                s, rt, principal=reviewer.principal, request_id=rid, outcome="non_affirm", reasons=[criterion_id]
+            )  # fmt: skip
+        s.commit()
+        assert (result.request.status, result.request.version) == ("non_affirmed", 2)
+    with rt.sessions() as s:
+        kinds = s.scalars(select(Decision.kind).where(Decision.request_id == rid).order_by(Decision.id)).all()
+        assert kinds == ["pend", "clinician_non_affirm"]
+
+
+def test_decide_on_a_stale_copy_is_refused_as_before(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    rid, _ = _pended(client, provider)
+    with rt.sessions() as stale:
+        copy = stale.get(PaRequest, rid)
+        assert copy is not None
+        stale.commit()  # objects outlive the transaction (expire_on_commit=False)
+        with rt.sessions() as other:
+            reviews.decide(other, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+            other.commit()
+        # The version check catches the copy read before the other decision, as the ORM's flush would.
+        with pytest.raises(StaleDataError):
+            reviews.decide(stale, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+        stale.rollback()
+        assert copy.status == "affirmed"  # the rollback expired it: read again
+
+
+def test_late_decision_is_recorded_and_ignored(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    first, _ = _pended(client, provider)
+    second, _ = _pended(client, provider, "epidural_steroid_injection")
+    rt.clock.set(rt.clock.now() + dt.timedelta(days=30))  # type: ignore[attr-defined]
+    with rt.sessions() as s:
+        # Deemed by this very call (the deemed row comes first), then after a sweep stored it.
+        result = reviews.decide(s, rt, principal=reviewer.principal, request_id=first, outcome="affirm")
+        assert not result.applied and result.request.status == "deemed_affirmed"
+        s.commit()
+        assert requests.materialize_deemed(s, rt, s.get(PaRequest, second), now=rt.clock.now())  # type: ignore[arg-type]
+        s.commit()
+    with rt.sessions() as s:
+        result = reviews.decide(s, rt, principal=reviewer.principal, request_id=second, outcome="affirm")
+        assert not result.applied
+        s.commit()
+    with rt.sessions() as s:
+        for rid in (first, second):
+            rows = s.scalars(select(Decision).where(Decision.request_id == rid).order_by(Decision.id)).all()
+            assert [(d.kind, d.effective) for d in rows][1:] == [("deemed", True), ("late_affirm", False)]
+            assert rows[2].reviewer_npi == reviewer.principal.npi and rows[2].profile_id
+        outcomes = s.scalars(
+            select(AuditEntry.outcome).where(AuditEntry.action == "request.decide").order_by(AuditEntry.id)
+        ).all()
+        assert outcomes == ["late_ignored", "late_ignored"]
+
+
+def test_worklist_scope_category_paging_and_time(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, oh_provider = make_actor("provider"), make_actor("provider", state="OH")
+    tx, oh = make_actor("reviewer"), make_actor("reviewer", state="OH")
+    tx_ids = [
+        _pended(client, provider, c)[0] for c in ("vertebral_augmentation", "epidural_steroid_injection")
+    ]
+    oh_id, _ = _pended(client, oh_provider, state="OH")
+
+    def page(principal: Any, **kw: Any) -> tuple[list[int], int]:
+        with rt.sessions() as s:
+            got = reviews.worklist(s, rt, principal=principal, details=False, **kw)
+            s.commit()
+            return [r.id for r in got.items], got.total
+
+    assert page(tx.principal) == (tx_ids, 2) and page(oh.principal) == ([oh_id], 1)
+    assert page(tx.principal, category="epidural_steroid_injection") == (tx_ids[1:], 1)
+    assert page(tx.principal, limit=1) == (tx_ids[:1], 2) and page(tx.principal, limit=1, offset=1) == (
+        tx_ids[1:],
+        2,
+    )
+    # Past due under deemed approval: affirmed by time, no longer work.
+    rt.clock.set(rt.clock.now() + dt.timedelta(days=30))  # type: ignore[attr-defined]
+    assert page(tx.principal) == ([], 0)
+
+
+def test_the_same_late_decision_twice_is_a_conflict_not_a_500(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    rid, _ = _pended(client, provider)
+    rt.clock.set(rt.clock.now() + dt.timedelta(days=30))  # type: ignore[attr-defined]
+    url = f"/api/v1/requests/{rid}/decision"
+    first = client.post(url, json={"decision": "affirm"}, headers=reviewer.headers)
+    assert first.status_code == 200 and first.json()["status"] == "deemed_affirmed"
+    again = client.post(url, json={"decision": "affirm"}, headers=reviewer.headers)
+    assert again.status_code == 409 and "already recorded" in again.text
+    with rt.sessions() as s:
+        kinds = s.scalars(select(Decision.kind).where(Decision.request_id == rid).order_by(Decision.id)).all()
+        assert kinds[-2:] == ["deemed", "late_affirm"]
