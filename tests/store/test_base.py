@@ -85,3 +85,20 @@ def test_many_parents_take_one_statement_per_table(engine: Engine) -> None:
         assert [(p.name, [c.seq for c in p.children]) for p in stored] == [
             (f"p{i}", list(range(i))) for i in range(4)
         ]
+
+
+def test_a_rolled_back_savepoint_takes_adopted_objects_out_of_the_session(engine: Engine) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        kept = _Parent(name="kept", children=[_Child(seq=0)])
+        insert_adopted(session, kept, "children")
+        savepoint = session.begin_nested()
+        gone = _Parent(name="gone", children=[_Child(seq=0)])
+        insert_adopted(session, gone, "children")
+        gone_id = gone.id
+        savepoint.rollback()
+        assert gone not in session and all(c not in session for c in gone.children)
+        assert kept in session
+        assert session.get(_Parent, gone_id) is None  # no ghost in the identity map
+        session.commit()
+    with Session(engine) as session:
+        assert [p.name for p in session.scalars(select(_Parent))] == ["kept"]

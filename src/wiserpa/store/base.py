@@ -153,6 +153,7 @@ def insert_adopted(
             if getattr(obj, version) is None:
                 setattr(obj, version, 1)  # where the ORM's own insert would start the counter
     _insert(session, parents)
+    adopted_children: list[DeclarativeBase] = []
     for name in collections:
         relationship = mapper.relationships[name]
         keys = [
@@ -173,6 +174,19 @@ def insert_adopted(
         _insert(session, children)
         for child in children:
             make_transient_to_detached(child)
+        adopted_children.extend(children)
     for obj in parents:
         make_transient_to_detached(obj)
     session.add_all(parents)
+    _note_inserted(session, [*parents, *adopted_children])
+
+
+def _note_inserted(session: Session, objs: Sequence[DeclarativeBase]) -> None:
+    # Tell the session's transaction that it inserted these rows, as its own flush does, so that a rollback
+    # (of a savepoint too) takes the objects out of the session instead of leaving them as if stored. SQLAlchemy
+    # has no public call for this; `SessionTransaction._new` is what its flush fills (pinned below 2.1, and
+    # tests/store/test_base.py fails if this stops working).
+    current = session.get_nested_transaction() or session.get_transaction()
+    if current is not None:
+        for obj in objs:
+            current._new[inspect(obj)] = True
