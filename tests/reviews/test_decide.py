@@ -234,3 +234,16 @@ def test_the_same_late_decision_twice_is_a_conflict_not_a_500(
     with rt.sessions() as s:
         kinds = s.scalars(select(Decision.kind).where(Decision.request_id == rid).order_by(Decision.id)).all()
         assert kinds[-2:] == ["deemed", "late_affirm"]
+
+
+def test_worklist_without_count_returns_the_same_items(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    for category in ("vertebral_augmentation", "epidural_steroid_injection"):
+        _pended(client, provider, category)
+    with rt.sessions() as s:
+        counted = reviews.worklist(s, rt, principal=reviewer.principal, limit=1)
+        light = reviews.worklist(s, rt, principal=reviewer.principal, limit=1, details=False, count=False)
+        assert counted.total == 2 and light.total is None
+        assert [r.id for r in light.items] == [r.id for r in counted.items]

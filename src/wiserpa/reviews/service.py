@@ -37,7 +37,7 @@ class WorklistPage:
     """Pended requests, soonest due first."""
 
     items: Sequence[PaRequest]
-    total: int
+    total: int | None  # None when the caller asked not to count (`count=False`)
     limit: int
     offset: int
 
@@ -97,19 +97,21 @@ def worklist(
     offset: int = 0,
     category: str | None = None,
     details: bool = True,
+    count: bool = True,
 ) -> WorklistPage:
     """Open requests in the reviewer's state that time has not already decided, ordered by due time.
 
     `details=False` leaves each item's lines, decisions and JSON columns to load on access, for callers that
     only pick items by id (the simulator's reviewer pool); the pages and the API render them and keep the
-    default.
+    default. `count=False` skips counting the whole worklist (the count reads every open request of the state)
+    for callers that only take the first page; `total` is then None.
     """
     if principal.role not in (Role.REVIEWER, Role.OVERSIGHT, Role.ADMIN):
         raise Forbidden("the worklist is for reviewers")
     now = rt.clock.now()
-    count, page = _worklist_statements(principal, bool(category), details)
+    count_all, page = _worklist_statements(principal, bool(category), details)
     params = {"now": now, "category": category, "limit": limit, "offset": offset}
-    total = session.scalar(count, params) or 0
+    total = (session.scalar(count_all, params) or 0) if count else None
     items = session.scalars(page, params).all()
     audit.record(
         session,

@@ -612,7 +612,7 @@ class _Run:
         with session.begin_nested():  # a Ctrl-C inside takes only this call back
             page = reviews.worklist(
                 session, self.rt, principal=self.reviewer, limit=len(self.in_review) + 3 * per_hour + 5,
-                details=False,
+                details=False, count=False,
             )  # fmt: skip
         items = [r.id for r in page.items if r.id not in self.in_review]
         for rid in items:
@@ -631,7 +631,7 @@ class _Run:
                 session, self.rt, principal=self.reviewer, limit=1, category="epidural_steroid_injection",
                 details=False,
             ).total  # fmt: skip
-        self.backlog.append((day.isoformat(), int(total), int(esi)))
+        self.backlog.append((day.isoformat(), int(total or 0), int(esi or 0)))  # counted: never None
 
     def on_decide(self, session: Session, rid: int, minutes: float) -> None:
         self.in_review.discard(rid)
