@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from wiserpa.audit import service as audit
@@ -352,17 +352,19 @@ def status_parameters(
 # ---------------------------------------------------------------------------------------------- outbox
 
 
+# Built once: every decision asks it.
+_LIVE_SUBSCRIPTIONS = select(FhirSubscription).where(
+    FhirSubscription.organization_id == bindparam("org"), FhirSubscription.status == "active"
+)
+
+
 def enqueue_for_request(session: Session, request: PaRequest, rt: Runtime) -> int:
     """Queue a notification of the request's new state for each live subscription of its organization.
 
     Called by the decision paths in the decision's own transaction. Cheap when nobody subscribed (one indexed
     query), and a no-op for requests that did not come through FHIR (there is no PAS Bundle to answer).
     """
-    subs = session.scalars(
-        select(FhirSubscription).where(
-            FhirSubscription.organization_id == request.organization_id, FhirSubscription.status == "active"
-        )
-    ).all()
+    subs = session.scalars(_LIVE_SUBSCRIPTIONS, {"org": request.organization_id}).all()
     if not subs:
         return 0
     from wiserpa.fhir.service import pas_outcome, stored_bundle  # late: service imports the request layer
