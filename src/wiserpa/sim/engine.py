@@ -95,7 +95,9 @@ REFORM_SECTIONS = (
 _OPEN = {s.value for s in OPEN}
 _AFFIRMED = {s.value for s in AFFIRMED_STATES}
 
-_HOUR = dt.timedelta(hours=1)
+# How often the run commits (the deadline sweep also commits before it runs). Committing once a simulated day
+# instead of once an hour: 50.4-56.0 s instead of 65.9-72.9 s for 20,000 asa-reform requests, two runs each.
+_COMMIT_EVERY = dt.timedelta(days=1)
 _PARALLEL_MIN_ARRIVALS = 1000
 _MAX_BATCH = 256  # arrivals submitted together at most (tests set 1 to compare with one-by-one)
 _CRITERIA_RESULTS = select(PaRequest.criteria_results).where(PaRequest.id == bindparam("id"))
@@ -437,7 +439,7 @@ class _Run:
                     raise KeyboardInterrupt  # the parent process was interrupted (parallel runs)
                 at, kind, _, payload = heapq.heappop(self.queue)
                 if self.batch and (kind != self.batch_kind or at >= self.commit_due or at > self.horizon):
-                    # Something else happens next (or the hour ends): submit the arrivals (or bill the
+                    # Something else happens next (or the day ends): submit the arrivals (or bill the
                     # claims) since the last other event, each at its own time. Nothing else ran between
                     # them, so a batch stores what handling each as it came would.
                     done += self.flush(session)
@@ -451,10 +453,10 @@ class _Run:
                     at = self.clock.now()
                 self.clock.set(at)
                 if at >= self.commit_due:
-                    # One transaction per simulated hour instead of one per event: a failed service call
+                    # One transaction per simulated day instead of one per event: a failed service call
                     # rolls back only its own savepoint, so committing less never loses the other events.
                     session.commit()
-                    self.commit_due = at.replace(minute=0, second=0, microsecond=0) + _HOUR
+                    self.commit_due = at.replace(hour=0, minute=0, second=0, microsecond=0) + _COMMIT_EVERY
                 if kind in (ARRIVAL, RESUBMIT, CLAIM):
                     self.batch_kind = kind
                     self.batch.append((payload, at))
@@ -477,7 +479,7 @@ class _Run:
                     self.on_ticket_answer(session, payload)
         except KeyboardInterrupt:
             # Keep what was simulated (the episodes already count it); a service call cut short rolled
-            # back its own savepoint. An interrupt inside a commit leaves nothing to keep but that hour.
+            # back its own savepoint. An interrupt inside a commit leaves nothing to keep but that day.
             try:
                 session.commit()
             except Exception:
@@ -687,7 +689,7 @@ class _Run:
         if not self.open:
             return  # nothing undecided, so nothing can be due: skip the query
         # The sweep commits per batch and rolls everything back if it fails or is interrupted: commit the
-        # hour's events first so they cannot be lost with it.
+        # day's events first so they cannot be lost with it.
         session.commit()
         deadlines.sweep(session, self.rt)
         if not self.profile.deemed_approval.enabled or not self.open:
