@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import and_, bindparam, func, select, text
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, defer, lazyload
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
@@ -74,6 +74,21 @@ def scope_filter(principal: Principal) -> ColumnElement[bool]:
 def can_see(principal: Principal, request: PaRequest) -> bool:
     """Object-level check mirroring `scope_filter`."""
     return in_scope(principal, request)
+
+
+# Loader options for readers that need a request's own columns but not its children or documents (facts,
+# criteria results, attachments, the body as received): those load on first access. Claim matching and the
+# reviewer pool's light worklist use them.
+WITHOUT_DOCUMENTS = (
+    lazyload(PaRequest.lines),
+    lazyload(PaRequest.decisions),
+    defer(PaRequest.diagnosis_codes),
+    defer(PaRequest.clinical_facts),
+    defer(PaRequest.criteria_results),
+    defer(PaRequest.attachments),
+    defer(PaRequest.raw_submission),
+    defer(PaRequest.notes),
+)
 
 
 def load_visible(

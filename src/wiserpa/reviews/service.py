@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, inspect, or_, select, update
-from sqlalchemy.orm import Session, defer, lazyload
+from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -42,19 +42,6 @@ class WorklistPage:
     offset: int
 
 
-# What `worklist(details=False)` leaves to load on access: the collections and the JSON columns, which are
-# most of a row's size and of the cost of loading it.
-_LIGHT = (
-    lazyload(PaRequest.lines),
-    lazyload(PaRequest.decisions),
-    defer(PaRequest.diagnosis_codes),
-    defer(PaRequest.clinical_facts),
-    defer(PaRequest.criteria_results),
-    defer(PaRequest.attachments),
-    defer(PaRequest.raw_submission),
-)
-
-
 @lru_cache(maxsize=256)
 def _worklist_statements(
     principal: Principal, by_category: bool, details: bool
@@ -84,7 +71,7 @@ def _worklist_statements(
         .offset(bindparam("offset", type_=Integer))
     )
     if not details:
-        page = page.options(*_LIGHT)
+        page = page.options(*requests.WITHOUT_DOCUMENTS)
     return count, page
 
 
