@@ -1,0 +1,68 @@
+"""`submit_many`: items decided in order, each seeing the ones before it, each succeeding or failing alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from tests.factories import DOS, body
+from wiserpa.audit import service as audit
+from wiserpa.errors import Invalid
+from wiserpa.requests import service as requests
+from wiserpa.requests.models import PaRequest
+from wiserpa.requests.schemas import SubmitRequestIn
+from wiserpa.runtime import Runtime
+
+
+def _esi_sessions(count: int) -> list[dict[str, Any]]:
+    """One beneficiary's lumbar epidural injections a month apart: the frequency limit allows four a year."""
+    bodies = []
+    for k in range(count):
+        b = body("epidural_steroid_injection", dos=DOS + dt.timedelta(days=30 * k), seed=1)
+        b["clinical_facts"]["spinal_region"] = "lumbar"
+        bodies.append(b)
+    return bodies
+
+
+def _submissions(actor: Any, bodies: list[dict[str, Any]]) -> list[requests.Submission]:
+    return [requests.Submission(actor.principal, SubmitRequestIn.model_validate(b), b) for b in bodies]
+
+
+def test_a_batch_stores_what_one_by_one_submission_does(rt: Runtime, make_actor: Callable[..., Any]) -> None:
+    one_by_one, batched = make_actor("provider"), make_actor("provider")
+    bodies = _esi_sessions(5)
+    with rt.sessions() as s:
+        singles = [requests.submit(s, rt, principal=one_by_one.principal, data=i.data, raw=i.raw)
+                   for i in _submissions(one_by_one, bodies)]  # fmt: skip
+        s.commit()
+    bodies = [{**b, "beneficiary": {"mbi": "1EG4TE5MK73"}} for b in bodies]  # a second patient, same history
+    with rt.sessions() as s:
+        batch = requests.submit_many(s, rt, _submissions(batched, bodies))
+        s.commit()
+    assert all(isinstance(r, PaRequest) for r in batch)
+    statuses = [r.status for r in singles]
+    # The fifth session in a year breaks the frequency limit: it is pended, not affirmed, in both.
+    assert statuses[:4] == ["affirmed"] * 4 and statuses[4] == "pended"
+    assert [r.status for r in batch if isinstance(r, PaRequest)] == statuses
+    with rt.sessions() as s:
+        assert audit.verify(s).ok
+
+
+def test_a_refused_item_writes_nothing_and_the_others_are_stored(
+    rt: Runtime, make_actor: Callable[..., Any]
+) -> None:
+    provider = make_actor("provider")
+    good = body("vertebral_augmentation", seed=3)
+    bad = body("vertebral_augmentation", seed=4, emergency=True)  # excluded from WISeR: refused, field named
+    with rt.sessions() as s:
+        before = s.scalar(select(func.count()).select_from(PaRequest))
+        results = requests.submit_many(s, rt, _submissions(provider, [good, bad, good]))
+        s.commit()
+        after = s.scalar(select(func.count()).select_from(PaRequest))
+    assert isinstance(results[0], PaRequest) and isinstance(results[2], PaRequest)
+    assert isinstance(results[1], Invalid) and {f.field for f in results[1].fields} == {"emergency"}
+    assert after == (before or 0) + 2
+    assert results[0].id + 1 == results[2].id  # the refused item took no id
