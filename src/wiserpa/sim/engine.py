@@ -99,7 +99,7 @@ _AFFIRMED = {s.value for s in AFFIRMED_STATES}
 # instead of once an hour: 50.4-56.0 s instead of 65.9-72.9 s for 20,000 asa-reform requests, two runs each.
 _COMMIT_EVERY = dt.timedelta(days=1)
 _PARALLEL_MIN_ARRIVALS = 1000
-_MAX_BATCH = 256  # arrivals submitted together at most (tests set 1 to compare with one-by-one)
+_MAX_BATCH = 256  # events handled together at most (tests set 1 to compare with one-by-one calls)
 _CRITERIA_RESULTS = select(PaRequest.criteria_results).where(PaRequest.id == bindparam("id"))
 
 # Event kinds, in the order they run when they share an instant.
@@ -479,7 +479,9 @@ class _Run:
                     self.on_ticket_answer(session, payload)
         except KeyboardInterrupt:
             # Keep what was simulated (the episodes already count it); a service call cut short rolled
-            # back its own savepoint. An interrupt inside a commit leaves nothing to keep but that day.
+            # back its own savepoint. An interrupt inside a commit leaves nothing to keep but that day. Events
+            # still waiting in the batch never reached the engine: like those after the interrupt, they did
+            # not happen (their patients count as not submitted).
             try:
                 session.commit()
             except Exception:
