@@ -38,7 +38,7 @@ from wiserpa.runtime import Runtime
 RENEWAL_WINDOW_DAYS = 30
 
 
-# Built once: every submission asks it (requests.is_gold_carded), so it should not be rebuilt per call.
+# Built once: every CRD hook asks it (fhir.crd), so it should not be rebuilt per call.
 _ACTIVE_CARD = (
     select(GoldCard)
     .where(

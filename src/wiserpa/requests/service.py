@@ -18,7 +18,7 @@ from wiserpa.auth.models import Role
 from wiserpa.auth.scope import in_scope, load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, Conflict, FieldError, Forbidden, Invalid
-from wiserpa.goldcard.service import active_gold_card, gold_carded
+from wiserpa.goldcard.service import gold_carded
 from wiserpa.policy.clock import due_time
 from wiserpa.policy.criteria import HistoryItem, coerce_facts, validate_facts
 from wiserpa.policy.decide import DecisionInput, PipelineResult, decide
@@ -303,11 +303,6 @@ def beneficiary_history(
     return [item for row in rows if row.id != exclude_id and (item := row.as_of(now)) is not None]
 
 
-def is_gold_carded(session: Session, rt: Runtime, *, npi: str, category: str, on: dt.datetime) -> bool:
-    """Whether the provider holds an active gold card for the category at this instant."""
-    return active_gold_card(session, npi=npi, category=category, at=on) is not None
-
-
 def _json_ready(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
@@ -510,11 +505,6 @@ def _new_request(
     }
     decision = _apply_pipeline(values, result, now=at, rt=rt)
     return assemble(PaRequest, values, lines=_lines(rt, data, v), decisions=[decision])
-
-
-def allocate_request_id(session: Session) -> int:
-    """Reserve the next request id (the UTN's serial) before inserting, saving an UPDATE per request."""
-    return allocate_request_ids(session, 1)[0]
 
 
 def allocate_request_ids(session: Session, count: int) -> list[int]:
