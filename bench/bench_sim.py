@@ -5,7 +5,10 @@ database, one process per profile as `wiserpa simulate` does), prints requests/s
 time for 50,000 requests under two profiles, the machine's load, and (with --profile) the cumulative time of
 the service calls. cProfile sees one process only, so --profile runs the profiles one after another.
 
-    python bench/bench_sim.py [--requests 2000] [--clinicians 2.9] [--workers N] [--profile]
+With --breakdown it runs sequentially and prints the wall time spent in each kind of event handler (arrivals,
+claims, decisions, sweeps, ...), per call and per simulated request, without cProfile's overhead.
+
+    python bench/bench_sim.py [--requests 2000] [--clinicians 2.9] [--workers N] [--profile | --breakdown]
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from wiserpa.sim.engine import Scenario, simulate  # noqa: E402
+from wiserpa.sim.engine import Scenario, _Run, simulate  # noqa: E402
 from wiserpa.sim.workload import annual_volume, load_assumptions  # noqa: E402
 
 SERVICES = (
@@ -37,6 +40,31 @@ SERVICES = (
 )
 
 
+# The event loop's handlers, timed by --breakdown.
+HANDLERS = ("submit_arrivals", "bill_claims", "resubmit", "on_decide", "on_tick", "on_sweep", "on_ticket",
+            "on_ticket_answer", "finish")  # fmt: skip
+
+
+def time_handlers() -> dict[str, list[float]]:
+    """Wrap the engine's handlers to add up their wall time; returns name -> [seconds, calls]."""
+    totals: dict[str, list[float]] = {name: [0.0, 0] for name in HANDLERS}
+    for name in HANDLERS:
+        original = getattr(_Run, name)
+
+        def timed(
+            self: _Run, *args: object, _f: object = original, _name: str = name, **kw: object
+        ) -> object:
+            t0 = time.perf_counter()
+            try:
+                return _f(self, *args, **kw)  # type: ignore[operator]
+            finally:
+                totals[_name][0] += time.perf_counter() - t0
+                totals[_name][1] += 1
+
+        setattr(_Run, name, timed)
+    return totals
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -47,7 +75,11 @@ def main() -> None:
     ap.add_argument(
         "--profile", action="store_true", help="cProfile the run (sequential) and print service times"
     )
+    ap.add_argument(
+        "--breakdown", action="store_true", help="time each kind of event handler (runs sequentially)"
+    )
     args = ap.parse_args()
+    handlers = time_handlers() if args.breakdown else None
     full = annual_volume(load_assumptions(), "WA")
     scale = args.requests / full
     scenario = Scenario(state="WA", year=2026, scale=scale, seed=args.seed, requests=args.requests,
@@ -57,7 +89,7 @@ def main() -> None:
     t0 = time.perf_counter()
     if prof is not None:
         prof.enable()
-    workers = 1 if args.profile else args.workers
+    workers = 1 if args.profile or args.breakdown else args.workers
     result = simulate(scenario, workers=workers)
     if prof is not None:
         prof.disable()
@@ -77,6 +109,12 @@ def main() -> None:
     if rate:
         est = 2 * 50_000 / rate
         print(f"  50,000 requests x 2 profiles would take about {est:,.0f} s ({est / 60:.1f} min); goal 60 s")
+    if handlers is not None:
+        print("  where the time went (all profiles, wall seconds in each handler):")
+        for name, (seconds, calls) in sorted(handlers.items(), key=lambda kv: -kv[1][0]):
+            if calls:
+                print(f"    {name:<18} {seconds:8.2f} s  {int(calls):>7} calls  {seconds / calls * 1000:8.3f} ms/call  "
+                      f"{seconds / total_requests * 1000:6.3f} ms/request")  # fmt: skip
     if prof is not None:
         out = io.StringIO()
         stats = pstats.Stats(prof, stream=out).sort_stats("cumulative")
