@@ -60,3 +60,30 @@ def test_no_deemed_approval_and_anesthesia_stays_pended(
     clock.advance(dt.timedelta(days=10))  # resolved: no longer grows
     again = client.get("/api/v1/deadlines/misses", headers=oversight.headers).json()["items"][0]
     assert again["late_seconds"] == miss["late_seconds"]
+
+
+def test_the_sweep_settles_an_overdue_request_once_and_leaves_its_version_alone(
+    client: TestClient, rt, clock, submit_pended
+) -> None:
+    from sqlalchemy import select
+
+    from wiserpa.requests.models import PaRequest
+
+    view = submit_pended()
+    due = dt.datetime.fromisoformat(view["due_at"].replace("Z", "+00:00"))
+    clock.set(due + dt.timedelta(days=1))
+    with rt.sessions() as s:
+        assert sweep(s, rt).misses_recorded == 1
+    with rt.sessions() as s:
+        settled, version = s.execute(
+            select(PaRequest.sweep_settled, PaRequest.version).where(PaRequest.id == view["id"])
+        ).one()
+    # Nothing more for the sweep to do while it stays open (no deemed approval under wiser-2026), and a sweep's
+    # bookkeeping is not a change of the request: its version (the ETag clients send back) is the same.
+    assert settled is True and version == view["version"]
+    clock.advance(dt.timedelta(days=5))
+    with rt.sessions() as s:
+        result = sweep(s, rt)
+    assert (result.misses_recorded, result.batches) == (0, 0)  # nothing left to do for it
+    read = client.get(f"/api/v1/requests/{view['id']}", headers=view["_headers"]).json()
+    assert read["status"] == "pended" and read["overdue"] is True

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.auth.models import Role
@@ -31,6 +32,7 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
 from wiserpa.requests.status import OPEN, Status
 from wiserpa.runtime import Runtime
+from wiserpa.store.base import note_updated, table_of
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,21 @@ def _existing(session: Session, request_id: int) -> DeadlineMiss | None:
     return session.get(DeadlineMiss, request_id)
 
 
+_SETTLE = (
+    update(table_of(PaRequest)).where(table_of(PaRequest).c.id == bindparam("request_id")).values(sweep_settled=True)
+)
+
+
+def _settle(session: Session, request: PaRequest) -> None:
+    """Mark a request with a recorded miss that time cannot deem as needing nothing more from the sweep."""
+    if request.deems_on_due or request.sweep_settled:
+        return
+    # A Core UPDATE: bookkeeping for the sweep, not a change of the request, so its version (ETag) stays.
+    session.connection().execute(_SETTLE, {"request_id": request.id})
+    set_committed_value(request, "sweep_settled", True)
+    note_updated(session, request)
+
+
 def record_miss(
     session: Session, rt: Runtime, request: PaRequest, *, now: dt.datetime, via: str = "sweep"
 ) -> DeadlineMiss | None:
@@ -120,7 +137,9 @@ def record_miss(
         )
         session.add(miss)
         session.info.setdefault(_PENDING, {})[request.id] = miss
+        _settle(session, request)
         return miss
+    _settle(session, request)
     if miss.resolution == Resolution.STILL_OPEN:
         # An open miss is resolved once; a resolved miss never changes again.
         miss.resolution = resolution
@@ -156,13 +175,12 @@ class SweepResult:
 
 
 def _due_condition(now: Any) -> ColumnElement[bool]:
-    # status IN (...) AND due_at <= now is a range scan of ix_pa_requests_status_due_at, so the cost follows
-    # what is due, not what is open. A request that does not deem leaves this set once its miss is recorded.
-    no_miss = ~exists(select(DeadlineMiss.request_id).where(DeadlineMiss.request_id == PaRequest.id))
+    # An index range of ix_pa_requests_sweep: open, not settled, due by now. The cost follows what fell due: a
+    # request whose miss is recorded and that cannot be deemed is settled (record_miss) and no longer read.
     return and_(
         PaRequest.status.in_(_OPEN),
+        PaRequest.sweep_settled.is_(False),
         PaRequest.due_at <= now,
-        or_(PaRequest.deems_on_due.is_(True), no_miss),
     )
 
 

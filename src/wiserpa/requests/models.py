@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from wiserpa.store.base import Base, JSONType, UTCDateTime
@@ -19,6 +19,8 @@ class PaRequest(Base):
         # The deadline sweep and the worklist read open requests by due time: this index keeps the
         # sweep's cost proportional to what is due, not to everything open.
         Index("ix_pa_requests_status_due_at", "status", "due_at"),
+        # The deadline sweep: open requests it still has work for, by due time (migration 0011).
+        Index("ix_pa_requests_sweep", "status", "sweep_settled", "due_at"),
         # The reviewer worklist: one state's open requests by due time (migration 0009).
         Index("ix_pa_requests_state_status_due_at", "state", "status", "due_at"),
         Index("ix_pa_requests_mbi_category", "beneficiary_mbi", "category"),
@@ -57,6 +59,9 @@ class PaRequest(Base):
     predecessor_id: Mapped[int | None] = mapped_column(ForeignKey("pa_requests.id"), index=True)
     exemption: Mapped[str | None] = mapped_column(String(40))
     audit_sampled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # True once the sweep has nothing left to do while the request stays open: its deadline miss is recorded
+    # and its profile has no deemed approval. Lets the sweep skip the overdue backlog instead of re-checking it.
+    sweep_settled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     time_sensitive_attestation: Mapped[bool] = mapped_column(Boolean, default=False)
     diagnosis_codes: Mapped[list[str]] = mapped_column(JSONType)
     clinical_facts: Mapped[dict[str, Any]] = mapped_column(JSONType)

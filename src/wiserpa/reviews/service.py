@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, inspect, or_, select, update
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,7 +22,7 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.requests.status import OPEN, Status, check_transition
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import table_of
+from wiserpa.store.base import note_updated, table_of
 
 REVIEW_ROLES = (Role.REVIEWER,)
 
@@ -272,9 +272,7 @@ def _store_changes(session: Session, request: PaRequest, changes: dict[str, Any]
     for key, value in changes.items():
         set_committed_value(request, key, value)
     set_committed_value(request, "version", version)
-    # Count the object as changed in this transaction, as the flush does for what it writes, so a rollback
-    # (of a savepoint too) expires it rather than leaving the new values in memory over the old row.
-    session._register_altered([inspect(request)])
+    note_updated(session, request)
 
 
 def _add_decision(session: Session, request: PaRequest, row: dict[str, Any]) -> None:

@@ -181,6 +181,14 @@ def insert_adopted(
     _note_inserted(session, [*parents, *adopted_children])
 
 
+def note_updated(session: Session, obj: DeclarativeBase) -> None:
+    """Count an object whose row a Core UPDATE changed as changed in this transaction, as the ORM's flush does,
+    so that a rollback (of a savepoint too) expires it rather than leaving the new values over the old row."""
+    # SQLAlchemy has no public call for this; `_register_altered` is what its flush uses (pinned below 2.1, and
+    # tests/reviews/test_decide.py fails if this stops working).
+    session._register_altered([inspect(obj)])
+
+
 def _note_inserted(session: Session, objs: Sequence[DeclarativeBase]) -> None:
     # Tell the session's transaction that it inserted these rows, as its own flush does, so that a rollback
     # (of a savepoint too) takes the objects out of the session instead of leaving them as if stored. SQLAlchemy
