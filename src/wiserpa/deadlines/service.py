@@ -86,7 +86,9 @@ def _existing(session: Session, request_id: int) -> DeadlineMiss | None:
 
 
 _SETTLE = (
-    update(table_of(PaRequest)).where(table_of(PaRequest).c.id == bindparam("request_id")).values(sweep_settled=True)
+    update(table_of(PaRequest))
+    .where(table_of(PaRequest).c.id == bindparam("request_id"))
+    .values(sweep_settled=True)
 )
 
 
