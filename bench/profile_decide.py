@@ -11,14 +11,12 @@ With ``--profile`` it prints the cProfile of one round of decisions, sorted by c
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import datetime as dt
 import os
 import pstats
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +26,7 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import scratch_postgres  # noqa: E402
+from bench.scratch import on_each_database, profiling_options  # noqa: E402
 
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
 from wiserpa.auth.service import create_organization, create_user, principal_for  # noqa: E402
@@ -153,21 +151,8 @@ def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float
 
 def main() -> None:
     """Run and print the figures."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--per-round", type=int, default=100)
-    ap.add_argument("--postgres-url", default=os.environ.get("WISERPA_TEST_POSTGRES_URL"))
-    ap.add_argument("--profile", action="store_true")
-    args = ap.parse_args()
-    results = [
-        (
-            "sqlite",
-            *measure(f"sqlite:///{tempfile.mkdtemp()}/bench.db", args.rounds, args.per_round, args.profile),
-        )
-    ]
-    if args.postgres_url:
-        with scratch_postgres(args.postgres_url, "profile") as url:
-            results.append(("postgresql", *measure(url, args.rounds, args.per_round, args.profile)))
+    args = profiling_options(__doc__)
+    results = on_each_database(measure, args)
     print(
         f"{'database':<11} {'one committed insert':>22} {'decide + commit':>16} {'ratio':>7} {'worklist (light)':>17}"
         f"   (CPU ms per call, best of {args.rounds} rounds; load {os.getloadavg()[0]:.1f})"

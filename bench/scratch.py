@@ -1,10 +1,15 @@
-"""A scratch PostgreSQL database for a benchmark: created on a server URL, dropped afterwards."""
+"""Scratch databases for benchmarks: a PostgreSQL one created on a server URL and dropped afterwards, and the
+shared driver of the in-process profiling benchmarks (SQLite always, PostgreSQL when a URL is given)."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import text
 
@@ -24,3 +29,28 @@ def scratch_postgres(server_url: str, label: str = "bench") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def profiling_options(description: str | None) -> argparse.Namespace:
+    """The in-process profiling benchmarks' options: --rounds, --per-round, --postgres-url, --profile."""
+    ap = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--per-round", type=int, default=100)
+    ap.add_argument("--postgres-url", default=os.environ.get("WISERPA_TEST_POSTGRES_URL"))
+    ap.add_argument("--profile", action="store_true")
+    return ap.parse_args()
+
+
+def on_each_database(
+    measure: Callable[[str, int, int, bool], tuple[Any, ...]], args: argparse.Namespace
+) -> list[tuple[Any, ...]]:
+    """Run `measure(url, rounds, per_round, profile)` on a fresh SQLite file and, given a server URL, on a scratch
+    PostgreSQL database; returns (label, *figures) per database."""
+    results = [("sqlite", *measure(f"sqlite:///{tempfile.mkdtemp()}/bench.db", args.rounds, args.per_round,
+                                   args.profile))]  # fmt: skip
+    if args.postgres_url:
+        with scratch_postgres(args.postgres_url, "profile") as url:
+            results.append(("postgresql", *measure(url, args.rounds, args.per_round, args.profile)))
+    return results
