@@ -37,7 +37,7 @@ from wiserpa.auth.service import Principal
 from wiserpa.claims.models import Claim, ClaimLine, PrepaymentReview
 from wiserpa.claims.schemas import ClaimLineIn, DocumentsIn, LineOutcome, SubmitClaimIn
 from wiserpa.errors import ApiError, Conflict, FieldError, Forbidden, Invalid, NotFound
-from wiserpa.policy.clock import due_time
+from wiserpa.policy.clock import due_time, received_instant
 from wiserpa.policy.criteria import coerce_facts, evaluate, requirements, validate_facts
 from wiserpa.policy.decide import DecisionInput, decide
 from wiserpa.policy.profiles import calendar_for
@@ -604,9 +604,7 @@ def _new_claim(
     principal, data = item.principal, item.data
     if principal.role is not Role.PROVIDER or principal.organization_id is None:
         raise Forbidden("only a provider organization's key may submit claims")
-    at = item.received_at or now
-    if at.tzinfo is None or at > now:
-        raise ValueError("received_at must be an aware instant no later than the clock")  # a caller's bug
+    at = received_instant(item.received_at, now)
     by_utn = _validate(auths, rt, data, at)
     codes = [ln.code for ln in data.lines]
     plans = [_plan_line(auths, rt, data, i, ln, codes, by_utn, at) for i, ln in enumerate(data.lines)]

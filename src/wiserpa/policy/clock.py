@@ -48,6 +48,15 @@ def ensure_utc(t: dt.datetime) -> dt.datetime:
     return t.astimezone(UTC)
 
 
+def received_instant(given: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """When a batch item was received: its own instant (aware, never after `now`), or `now` if it gave none."""
+    if given is None:
+        return now
+    if given.tzinfo is None or given > now:
+        raise ValueError("received_at must be an aware instant no later than the clock")  # the caller's bug
+    return given
+
+
 class Clock(Protocol):
     """Source of the current instant."""
 

@@ -19,7 +19,7 @@ from wiserpa.auth.scope import in_scope, load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, Conflict, FieldError, Forbidden, Invalid
 from wiserpa.goldcard.service import gold_carded
-from wiserpa.policy.clock import due_time
+from wiserpa.policy.clock import due_time, received_instant
 from wiserpa.policy.criteria import HistoryItem, coerce_facts, validate_facts
 from wiserpa.policy.decide import DecisionInput, PipelineResult, decide
 from wiserpa.policy.profiles import calendar_for, clock_start, timeline_for
@@ -426,9 +426,7 @@ def _accept(rt: Runtime, item: Submission, now: dt.datetime) -> _Accepted:
     principal, data = item.principal, item.data
     if principal.role is not Role.PROVIDER or principal.organization_id is None:
         raise Forbidden("only a provider organization's key may submit requests")
-    at = item.received_at or now
-    if at.tzinfo is None or at > now:
-        raise ValueError("received_at must be an aware instant no later than the clock")  # a caller's bug
+    at = received_instant(item.received_at, now)
     v = validate_submission(rt, data, now=at)
     state = rt.catalog.state(data.state)
     assert state is not None  # checked by validate_submission
@@ -804,7 +802,7 @@ def _resubmission(session: Session, rt: Runtime, item: Resubmission, now: dt.dat
     )
     if principal.role is not Role.PROVIDER:
         raise Forbidden("only the submitting organization may resubmit")
-    at = item.received_at or now
+    at = received_instant(item.received_at, now)
     status = effective_status(original, at)
     if status not in (Status.NON_AFFIRMED.value, Status.WITHDRAWN.value):
         raise Conflict(f"only a non-affirmed or withdrawn request can be resubmitted; this one is {status}")
