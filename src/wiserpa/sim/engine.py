@@ -104,6 +104,7 @@ _CRITERIA_RESULTS = select(PaRequest.criteria_results).where(PaRequest.id == bin
 
 # Event kinds, in the order they run when they share an instant.
 SWEEP, GOLDCARD, DECIDE, ARRIVAL, RESUBMIT, TICK, CARE, CLAIM, TICKET_OPEN, TICKET_ANSWER = range(10)
+_BATCHED = (ARRIVAL, RESUBMIT, CLAIM)  # handled in batches, each event at its own time
 
 
 # ---------------------------------------------------------------------------------------------- scenario
@@ -296,6 +297,14 @@ def _database(keep: Path | None, template: Path | None = None) -> Iterator[str]:
 # ---------------------------------------------------------------------------------------------- one run
 
 
+@dataclass
+class _Batch:
+    """Events of one kind waiting to be handled together, each with its time, and their beneficiaries."""
+
+    events: list[tuple[Any, dt.datetime]] = field(default_factory=list)
+    mbis: set[str] = field(default_factory=set)
+
+
 class _Run:
     """The event loop of one profile run."""
 
@@ -344,9 +353,9 @@ class _Run:
         self.calibration_backlog: int | None = None
         self.fees = claims.configured_fee_schedule(self.rt)
         self.commit_due = start
-        # Arrivals, resubmissions or claims since the last other event, each with its time: handled together.
-        self.batch: list[tuple[Any, dt.datetime]] = []
-        self.batch_kind = ARRIVAL
+        # Arrivals, claims or resubmissions waiting to be handled together, by kind, oldest batch first.
+        self.batches: dict[int, _Batch] = {}
+        self.submitted = 0  # arrivals handed to the engine so far (the progress figure)
 
     # -------------------------------------------------------------------- queue
 
@@ -431,20 +440,17 @@ class _Run:
 
     def run(self, session: Session) -> bool:
         """Process events until the horizon; True if interrupted (Ctrl-C)."""
-        done = steps = 0
+        steps = 0
         try:
             while self.queue:
                 steps += 1
                 if self.should_stop is not None and steps % 64 == 0 and self.should_stop():
                     raise KeyboardInterrupt  # the parent process was interrupted (parallel runs)
                 at, kind, _, payload = heapq.heappop(self.queue)
-                if self.batch and (kind != self.batch_kind or at >= self.commit_due or at > self.horizon):
-                    # Something else happens next (or the day ends): submit the arrivals (or bill the
-                    # claims) since the last other event, each at its own time. Nothing else ran between
-                    # them, so a batch stores what handling each as it came would.
-                    done += self.flush(session)
-                    if self.progress is not None:
-                        self.progress(done)
+                if self.batches:
+                    # Handle the waiting batches this event must come after (all of them when the day ends).
+                    ends_day = at >= self.commit_due or at > self.horizon
+                    self.flush(session, list(self.batches) if ends_day else self._before(kind, payload, at))
                 if at > self.horizon:
                     break
                 if at < self.clock.now():
@@ -457,11 +463,12 @@ class _Run:
                     # rolls back only its own savepoint, so committing less never loses the other events.
                     session.commit()
                     self.commit_due = at.replace(hour=0, minute=0, second=0, microsecond=0) + _COMMIT_EVERY
-                if kind in (ARRIVAL, RESUBMIT, CLAIM):
-                    self.batch_kind = kind
-                    self.batch.append((payload, at))
-                    if len(self.batch) >= _MAX_BATCH:
-                        done += self.flush(session)
+                if kind in _BATCHED:
+                    batch = self.batches.setdefault(kind, _Batch())
+                    batch.events.append((payload, at))
+                    batch.mbis.add(self._mbi(kind, payload))
+                    if len(batch.events) >= _MAX_BATCH:
+                        self.flush(session, [kind])
                 elif kind == TICK:
                     self.on_tick(session, at)
                 elif kind == DECIDE:
@@ -487,7 +494,7 @@ class _Run:
             except Exception:
                 session.rollback()
             return True
-        done += self.flush(session)
+        self.flush(session, list(self.batches))
         session.commit()
         return False
 
@@ -508,18 +515,51 @@ class _Run:
             raw["mac_received_at"] = arr.mac_received_at.isoformat()
         return raw
 
-    def flush(self, session: Session) -> int:
-        """Handle the batched events (arrivals, resubmissions or claims); returns how many arrivals it submitted."""
-        batch, self.batch = self.batch, []
-        if not batch:
-            return 0
-        if self.batch_kind == CLAIM:
-            self.bill_claims(session, batch)
-            return 0
-        if self.batch_kind == RESUBMIT:
-            self.resubmit(session, batch)
-            return 0
-        return self.submit_arrivals(session, batch)
+    def _before(self, kind: int, payload: Any, at: dt.datetime) -> list[int]:
+        """The kinds of waiting batch that must be handled before this event, which may see or change them.
+
+        Every engine rule that links requests, decisions and claims is per beneficiary (frequency history,
+        claim matching, pre-payment reviews), so an event of another beneficiary commutes with a waiting batch
+        and the batch can keep growing past it: handled later, each item still at its own time, it stores
+        what handling each as it came would. Reads across beneficiaries (the worklist, the sweep, gold-card
+        evaluation) come after everything before them; requests keep their ids in receipt order.
+        """
+        if kind in (TICKET_OPEN, TICKET_ANSWER):
+            return []  # support tickets involve no request or claim
+        if kind == TICK and not self._tick_reads(at):
+            return []
+        if kind not in _BATCHED and kind not in (DECIDE, CARE):
+            return list(self.batches)  # TICK, SWEEP, GOLDCARD
+        mbi = self._mbi(kind, payload)
+        creates_requests = kind in (ARRIVAL, RESUBMIT)
+        return [
+            k
+            for k, batch in self.batches.items()
+            if k != kind and (mbi in batch.mbis or (creates_requests and k in (ARRIVAL, RESUBMIT)))
+        ]
+
+    def _mbi(self, kind: int, payload: Any) -> str:
+        """The beneficiary an arrival, resubmission, claim, decision or date of care is about."""
+        if kind == DECIDE:
+            return self.by_request[payload[0]].arrival.mbi
+        ep: Episode = payload[0] if kind == CLAIM else payload  # ARRIVAL, RESUBMIT, CARE: the episode
+        return ep.arrival.mbi
+
+    def flush(self, session: Session, kinds: list[int]) -> None:
+        """Handle the waiting batches of these kinds, oldest first (reports progress in arrivals submitted)."""
+        submitted = 0
+        for kind in [k for k in self.batches if k in kinds]:
+            events = self.batches.pop(kind).events
+            if kind == CLAIM:
+                self.bill_claims(session, events)
+            elif kind == RESUBMIT:
+                self.resubmit(session, events)
+            else:
+                submitted += self.submit_arrivals(session, events)
+        if submitted:
+            self.submitted += submitted
+            if self.progress is not None:
+                self.progress(self.submitted)
 
     def submit_arrivals(self, session: Session, batch: list[tuple[Episode, dt.datetime]]) -> int:
         """Submit arrivals in one batch, each received at its own time; returns how many."""
@@ -605,11 +645,19 @@ class _Run:
 
     # -------------------------------------------------------------------- reviewers
 
+    def _backlog_due(self, at: dt.datetime) -> bool:
+        """Whether this tick records the weekly backlog (Monday's first business hour)."""
+        local = self.calendar.local(at)
+        return local.weekday() == 0 and local.hour == self.calendar.day_start.hour
+
+    def _tick_reads(self, at: dt.datetime) -> bool:
+        """Whether this tick reads the worklist: the backlog is due, or a reviewer is free this hour."""
+        return self._backlog_due(at) or self.pool.free_at < at + dt.timedelta(hours=1)
+
     def on_tick(self, session: Session, at: dt.datetime) -> None:
         hour_end = at + dt.timedelta(hours=1)
-        local = self.calendar.local(at)
-        if local.weekday() == 0 and local.hour == self.calendar.day_start.hour:
-            self._record_backlog(session, local.date())
+        if self._backlog_due(at):
+            self._record_backlog(session, self.calendar.local(at).date())
         if self.pool.free_at >= hour_end or not (self.open - self.in_review):
             return  # nothing new to pick up: skip the worklist read (it is audited and not free)
         per_hour = max(1, math.ceil(self.pool.speed * 60 / self.pool.median_minutes))
