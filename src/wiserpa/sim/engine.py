@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, event, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from wiserpa.auth.models import OrgKind, Role
@@ -100,7 +100,6 @@ _AFFIRMED = {s.value for s in AFFIRMED_STATES}
 _COMMIT_EVERY = dt.timedelta(days=1)
 _PARALLEL_MIN_ARRIVALS = 1000
 _MAX_BATCH = 256  # events handled together at most (tests set 1 to compare with one-by-one calls)
-_CRITERIA_RESULTS = select(PaRequest.criteria_results).where(PaRequest.id == bindparam("id"))
 
 # Event kinds, in the order they run when they share an instant.
 SWEEP, GOLDCARD, DECIDE, ARRIVAL, RESUBMIT, TICK, CARE, CLAIM, TICKET_OPEN, TICKET_ANSWER = range(10)
@@ -339,6 +338,7 @@ class _Run:
         self._n = 0
         self.episodes = [Episode(arr) for arr in workload.arrivals]
         self.by_request: dict[int, Episode] = {}
+        self.criteria_results: dict[int, list[dict[str, Any]]] = {}  # open request -> its criteria results
         self.open: set[int] = set()
         self.in_review: set[int] = set()
         self.clinician_decisions = 0
@@ -609,6 +609,10 @@ class _Run:
 
     def _track(self, ep: Episode, req: PaRequest) -> None:
         ep.request_ids.append(req.id)
+        if req.status in _OPEN:
+            # What the reviewer reads at decision time: stored at submission and unchanged while the request is
+            # open, so kept here rather than read back once per decision.
+            self.criteria_results[req.id] = req.criteria_results
         ep.utn = req.utn
         self.by_request[req.id] = ep
         if req.status in _AFFIRMED:
@@ -690,8 +694,7 @@ class _Run:
         ep = self.by_request[rid]
         attempt = ep.request_ids.index(rid)
         rng = random.Random(f"{ep.arrival.seed}:decision:{attempt}")
-        # Only the stored criteria results: decide() loads the request itself (with its lines and decisions).
-        results = session.scalars(_CRITERIA_RESULTS, {"id": rid}).one()
+        results = self.criteria_results[rid]
         case = "complete" if attempt > 0 else ep.arrival.case
         unmet = [r["criterion_id"] for r in results if r.get("result") == "unmet"]
         gaps = [r["criterion_id"] for r in results if r.get("result") != "met"]
@@ -710,6 +713,7 @@ class _Run:
         except ApiError:
             return
         self.clinician_decisions += 1
+        del self.criteria_results[rid]  # decided: no longer open
         if rng.random() < self.a["reviewers.audit_sample_share"]:
             self.audited += 1
             self.audit_agreements += not (case == "unmet" and outcome == "affirm")
