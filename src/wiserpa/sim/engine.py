@@ -63,7 +63,16 @@ from wiserpa.requests.status import AFFIRMED_STATES, OPEN, Status
 from wiserpa.reviews import service as reviews
 from wiserpa.runtime import Runtime
 from wiserpa.sim.participants import ReviewerPool, pool_from_assumptions
-from wiserpa.sim.workload import Arrival, Assumptions, TicketArrival, Workload, generate, load_assumptions
+from wiserpa.sim.workload import (
+    Arrival,
+    Assumptions,
+    TicketArrival,
+    Workload,
+    annual_volume,
+    arrival_count,
+    generate,
+    load_assumptions,
+)
 from wiserpa.store.db import make_engine
 from wiserpa.store.migrate import upgrade
 from wiserpa.support import service as support
@@ -1105,20 +1114,43 @@ class _Job:
     index: int
     scenario: Scenario
     profile: PolicyProfile
-    workload: Workload
     assumptions: Assumptions
     keep_dir: Path | None
     calibrate: bool
     template: Path
+    arrivals: int  # how many patients the workload holds (the progress total)
+    # None in a worker process: it draws the workload itself (the same, from the seed), in parallel with the
+    # other workers, instead of waiting for the parent to draw it and to pickle it to each worker in turn.
+    workload: Workload | None = None
+
+    def the_workload(self) -> Workload:
+        """The workload this job runs (drawn here when not handed over)."""
+        return self.workload if self.workload is not None else _workload(self.scenario, self.assumptions)
 
 
-def _jobs(scenario: Scenario, a: Assumptions, workload: Workload, keep_dir: Path | None) -> list[_Job]:
+# The workload this process drew last: a worker given several profiles of one scenario draws it once.
+_drawn: list[tuple[Scenario, Workload]] = []
+
+
+def _workload(scenario: Scenario, a: Assumptions) -> Workload:
+    if _drawn and _drawn[0][0] == scenario:
+        return _drawn[0][1]
+    start, end = scenario.window()
+    workload = generate(a, load_catalog_once(), state=scenario.state, start=start, end=end,
+                        scale=scenario.scale, seed=scenario.seed, requests=scenario.requests)  # fmt: skip
+    _drawn[:] = [(scenario, workload)]
+    return workload
+
+
+def _jobs(
+    scenario: Scenario, a: Assumptions, arrivals: int, workload: Workload | None, keep_dir: Path | None
+) -> list[_Job]:
     template = _template_db()
     jobs = []
     for i, profile in enumerate(profile_variants(scenario.profiles, compare=scenario.compare)):
         sub = keep_dir / profile.id if keep_dir is not None else None
         calibrate = profile.id == "wiser-2026" and _covers_report(scenario, a)
-        jobs.append(_Job(i, scenario, profile, workload, a, sub, calibrate, template))
+        jobs.append(_Job(i, scenario, profile, a, sub, calibrate, template, arrivals, workload))
     return jobs
 
 
@@ -1138,22 +1170,21 @@ def simulate(
     """
     a = scenario.assumptions()
     start, end = scenario.window()
-    catalog_rt = load_catalog_once()
-    workload = generate(a, catalog_rt, state=scenario.state, start=start, end=end, scale=scenario.scale,
-                        seed=scenario.seed, requests=scenario.requests)  # fmt: skip
+    arrivals = arrival_count(a, load_catalog_once(), state=scenario.state, start=start, end=end,
+                             scale=scenario.scale, requests=scenario.requests)  # fmt: skip
     result = SimulationResult(
-        scenario, [], False, assumptions=dict(a.values), expected_annual=workload.expected_annual
+        scenario, [], False, assumptions=dict(a.values), expected_annual=annual_volume(a, scenario.state)
     )
-    jobs = _jobs(scenario, a, workload, keep_dir)
+    n_jobs = len(profile_variants(scenario.profiles, compare=scenario.compare))
     if workers is None:
         # Starting a worker process costs a second or two (imports, catalog, criteria): not worth it for
         # small runs such as the tests'.
-        small = len(workload.arrivals) < _PARALLEL_MIN_ARRIVALS
-        workers = 1 if small else min(len(jobs), os.cpu_count() or 1)
-    if workers > 1 and len(jobs) > 1:
-        _run_parallel(jobs, result, progress, workers)
+        workers = 1 if arrivals < _PARALLEL_MIN_ARRIVALS else min(n_jobs, os.cpu_count() or 1)
+    if workers > 1 and n_jobs > 1:
+        _run_parallel(_jobs(scenario, a, arrivals, None, keep_dir), result, progress, workers)
     else:
-        _run_sequential(jobs, result, progress)
+        workload = _workload(scenario, a)  # drawn once, run under each profile in turn
+        _run_sequential(_jobs(scenario, a, arrivals, workload, keep_dir), result, progress)
     return result
 
 
@@ -1169,7 +1200,7 @@ def _run_sequential(
     jobs: list[_Job], result: SimulationResult, progress: Callable[[str, int, int], None] | None
 ) -> None:
     for job in jobs:
-        total = len(job.workload.arrivals)
+        total = job.arrivals
 
         def step(done: int, pid: str = job.profile.id, total: int = total) -> None:
             if progress is not None:
@@ -1177,7 +1208,7 @@ def _run_sequential(
 
         try:
             run, cal = run_profile(
-                job.scenario, job.profile, job.workload, assumptions=job.assumptions, progress=step,
+                job.scenario, job.profile, job.the_workload(), assumptions=job.assumptions, progress=step,
                 keep_dir=job.keep_dir, calibrate=job.calibrate, template=job.template,
             )  # fmt: skip
         except KeyboardInterrupt:
@@ -1206,7 +1237,7 @@ def _child(job: _Job) -> tuple[ProfileRun, dict[str, Any]] | None:
     """Run one profile in a worker process, reporting progress; None if stopped before it began."""
     if _stop.is_set():
         return None
-    total = len(job.workload.arrivals)
+    total = job.arrivals
     every = max(1, total // 200)  # about 200 progress messages per run, not one per arrival
 
     def step(done: int) -> None:
@@ -1214,7 +1245,7 @@ def _child(job: _Job) -> tuple[ProfileRun, dict[str, Any]] | None:
             _events.put((job.index, done))
 
     return run_profile(
-        job.scenario, job.profile, job.workload, assumptions=job.assumptions, progress=step,
+        job.scenario, job.profile, job.the_workload(), assumptions=job.assumptions, progress=step,
         keep_dir=job.keep_dir, calibrate=job.calibrate, should_stop=_stop.is_set, template=job.template,
     )  # fmt: skip
 
@@ -1253,7 +1284,7 @@ def _run_parallel(
             if message is not None and progress is not None and not interrupted:
                 index, done = message
                 try:
-                    progress(jobs[index].profile.id, done, len(jobs[index].workload.arrivals))
+                    progress(jobs[index].profile.id, done, jobs[index].arrivals)
                 except KeyboardInterrupt:
                     interrupt()
             pending = {f for f in pending if not f.done()}

@@ -182,6 +182,39 @@ def _share(table: dict[str, float], key: str) -> float:
     return float(table.get(key, table.get("default", 0.0)))
 
 
+def _intake_days(
+    a: Assumptions, catalog: Catalog, *, state: str, start: dt.datetime, end: dt.datetime
+) -> list[dt.date]:
+    """The business days of [start, end) on which practices submit, state time."""
+    info = catalog.state(state)
+    if info is None:
+        raise ValueError(f"{state} is not a WISeR state")
+    zone = ZoneInfo(info.timezone)
+    open_t, close_t = (_hhmm(x) for x in a["arrivals.business_hours"])
+    cal = BusinessCalendar(info.timezone, open_t, close_t)
+    first_day = max(start.astimezone(zone).date(), catalog.requests_from)
+    last_day = (end - dt.timedelta(microseconds=1)).astimezone(zone).date()
+    return _business_days(cal, first_day, last_day)
+
+
+def arrival_count(
+    a: Assumptions,
+    catalog: Catalog,
+    *,
+    state: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    scale: float,
+    requests: int | None = None,
+) -> int:
+    """How many patients `generate` draws for these arguments, without drawing them."""
+    days = _intake_days(a, catalog, state=state, start=start, end=end)
+    if requests is None:
+        weeks = max(0.0, (len(days) / 5.0))
+        requests = round(annual_volume(a, state) / a["volume.year_operating_weeks"] * weeks * scale)
+    return max(0, int(requests)) if days else 0
+
+
 def generate(
     a: Assumptions,
     catalog: Catalog,
@@ -200,15 +233,9 @@ def generate(
     rng = random.Random(f"workload:{seed}:{state}")
     zone = ZoneInfo(info.timezone)
     open_t, close_t = (_hhmm(x) for x in a["arrivals.business_hours"])
-    cal = BusinessCalendar(info.timezone, open_t, close_t)
-    first_day = max(start.astimezone(zone).date(), catalog.requests_from)
-    last_day = (end - dt.timedelta(microseconds=1)).astimezone(zone).date()
-    days = _business_days(cal, first_day, last_day)
+    days = _intake_days(a, catalog, state=state, start=start, end=end)
     expected_annual = annual_volume(a, state)
-    if requests is None:
-        weeks = max(0.0, (len(days) / 5.0))
-        requests = round(expected_annual / a["volume.year_operating_weeks"] * weeks * scale)
-    n = max(0, int(requests)) if days else 0
+    n = arrival_count(a, catalog, state=state, start=start, end=end, scale=scale, requests=requests)
 
     # Providers: practices with a long-tailed volume, each of an accuracy class. Their number follows the
     # yearly volume, so each keeps a realistic yearly volume (what a gold card looks at) whatever the window.
