@@ -93,8 +93,12 @@ def test_non_affirmed_line_is_denied_with_reasons_and_citations(
     assert got["reasons"][0]["criterion_id"] == gap["criterion_id"]
     assert got["reasons"][0]["citation"] == gap["citation"]
     assert got["reasons"][0]["reviewer_npi"] == reviewer.principal.npi
+    assert got["reasons"][0]["utn"] == pended["utn"] and got["reasons"][0]["decided_at"]
+    assert got["reasons"][0]["decision"] and len(got["reasons"]) == 1
     r2 = post_claim(client, anesthesia.headers, claim([line("01938", units=30)]))
     assert r2.json()["lines"][0]["outcome"] == "denied"
+    # The associated line cites the same decision.
+    assert r2.json()["lines"][0]["reasons"] == got["reasons"]
 
 
 def test_facility_professional_and_anesthesia_from_three_providers(
