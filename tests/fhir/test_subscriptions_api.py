@@ -10,12 +10,14 @@ import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.subscription import Subscription
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.conftest import build_runtime
+from tests.factories import body
 from tests.fhir.apihelp import DAVINCI, assert_outcome, assert_valid_response, review_actions, wiser
 from wiserpa.fhir import subscriptions
 from wiserpa.fhir.models import FhirOutbox
+from wiserpa.policy.examples import VIOLATIONS
 from wiserpa.requests.models import PaRequest
 from wiserpa.reviews import service as reviews
 
@@ -171,6 +173,35 @@ def test_decision_enqueues_in_its_transaction_and_delivery_is_signed(
     assert_valid_response(response, request_bundle)
     assert review_actions(response)[0][0] == "A1"
     assert subscriptions.deliver_due(rt, client=receiver.client()).delivered == 0  # delivered once
+
+
+def test_a_request_that_did_not_come_through_fhir_queues_nothing_and_reads_no_subscription(
+    client: Any, allow_private: Any, make_actor: Any
+) -> None:
+    rt = allow_private
+    prov = make_actor("provider")
+    assert client.post("/fhir/Subscription", json=good(), headers=prov.headers).status_code == 201
+    data = body("epidural_steroid_injection")
+    fact, bad, _ = VIOLATIONS["epidural_steroid_injection"]
+    data["clinical_facts"][fact] = bad
+    view = client.post("/api/v1/requests", json=data, headers=prov.headers).json()
+    assert view["status"] == "pended" and view["channel"] == "portal"
+    reviewer = make_actor("reviewer", state="TX")
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with rt.sessions() as s:
+        event.listen(rt.engine, "before_cursor_execute", note)
+        try:
+            reviews.decide(s, rt, principal=reviewer.principal, request_id=view["id"], outcome="affirm")
+            s.commit()
+        finally:
+            event.remove(rt.engine, "before_cursor_execute", note)
+        # No PAS Bundle to answer, so no subscriber is told (as before) and no subscription is even read.
+        assert s.scalars(select(FhirOutbox)).all() == []
+    assert not any("fhir_subscriptions" in q for q in seen), seen
 
 
 def test_retries_with_backoff_and_survive_a_restart(

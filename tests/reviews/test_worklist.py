@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect
 
 from tests.factories import body
 from wiserpa.policy.examples import VIOLATIONS
@@ -25,14 +26,17 @@ def test_worklist_without_details_gives_the_same_page(
             client.post("/api/v1/requests", json=data, headers=provider.headers).json()["status"] == "pended"
         )
 
-    def page(details: bool) -> tuple[list[int], int, list[list[str]], list[int]]:
+    def page(details: bool) -> tuple[list[int], int, list[list[str]], list[int], list[tuple[Any, ...]]]:
         with rt.sessions() as session:
             got = reviews.worklist(session, rt, principal=reviewer.principal, limit=10, details=details)
-            # Without details, lines and decisions still load, on access.
+            if not details:  # only the id is read with the page
+                assert all(inspect(r).unloaded >= {"status", "due_at", "criteria_results"} for r in got.items)
+            # Without details, the other columns, lines and decisions still load, on access.
             lines = [[ln.code for ln in r.lines] for r in got.items]
             decisions = [len(r.decisions) for r in got.items]
+            columns = [(r.status, r.due_at, r.category, r.criteria_results) for r in got.items]
             session.rollback()
-            return [r.id for r in got.items], got.total, lines, decisions
+            return [r.id for r in got.items], got.total, lines, decisions, columns
 
     full = page(details=True)
     assert len(full[0]) == full[1] == 2
