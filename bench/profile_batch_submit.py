@@ -5,7 +5,9 @@ simulator's principals), then submits every patient's request in batches of B, e
 committing every ten batches as the simulator does about daily. Prints CPU milliseconds per submission for each
 batch size given, in the same run; a batch of one is what the REST route does.
 
-    python bench/profile_batch_submit.py [--requests 4000] [--sizes 1 4 16] [--profile]
+    python bench/profile_batch_submit.py [--requests 4000] [--sizes 1 4 16] [--policy wiser-2026] [--profile]
+
+`--policy asa-reform` runs the gold-card path too (no cards are held yet, so every batch asks and none answers).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from wiserpa.sim import engine  # noqa: E402
 from wiserpa.sim.workload import annual_volume, generate, load_assumptions  # noqa: E402
 
 
-def run(n: int, size: int, profile: bool) -> float:
+def run(n: int, size: int, profile: bool, policy: str = "wiser-2026") -> float:
     """CPU ms per submission for batches of `size` on a fresh database."""
     scenario = engine.Scenario(
         state="WA", year=2026, scale=n / annual_volume(load_assumptions(), "WA"), seed=2026, requests=n
@@ -37,7 +39,7 @@ def run(n: int, size: int, profile: bool) -> float:
     workload = generate(a, engine.load_catalog_once(), state="WA", start=start, end=end, scale=scenario.scale,
                         seed=scenario.seed, requests=n)  # fmt: skip
     with engine._database(None) as url:
-        sim = engine._Run(scenario, a, workload, load_profile("wiser-2026"), url, None)
+        sim = engine._Run(scenario, a, workload, load_profile(policy), url, None)
         with sim.rt.sessions() as session:
             sim.setup(session)
             episodes = sim.episodes
@@ -75,10 +77,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--requests", type=int, default=4000)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--policy", default="wiser-2026", help="policy profile to submit under")
     ap.add_argument("--profile", action="store_true", help="cProfile each size (slower figures)")
     args = ap.parse_args()
     for size in args.sizes:
-        ms = run(args.requests, size, args.profile)
+        ms = run(args.requests, size, args.profile, args.policy)
         print(f"batches of {size:>3}: {ms:.3f} ms CPU per submission ({args.requests} submissions)")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, ForeignKey, Integer, String, event, select
+from sqlalchemy import Engine, ForeignKey, Integer, String, event, func, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from wiserpa.store.base import insert_adopted
+from wiserpa.store.base import insert_adopted, read_connection
 from wiserpa.store.db import make_engine
 
 
@@ -102,3 +102,31 @@ def test_a_rolled_back_savepoint_takes_adopted_objects_out_of_the_session(engine
         session.commit()
     with Session(engine) as session:
         assert [p.name for p in session.scalars(select(_Parent))] == ["kept"]
+
+
+def test_each_adopted_object_is_in_the_identity_map_and_one_row_tables_get_their_id(engine: Engine) -> None:
+    # insert_adopted adopts with Session._update_impl (what Session.add does, without the cascade walk): this
+    # fails if that private call stops making objects persistent members of the session.
+    with Session(engine, expire_on_commit=False) as session:
+        parent = _Parent(name="p", children=[_Child(seq=0)])  # one row per table: the plain-insert path
+        insert_adopted(session, parent, "children")
+        child = parent.children[0]
+        assert parent.id is not None and child.id is not None and child.parent_id == parent.id
+        for obj in (parent, child):
+            assert inspect(obj).persistent and obj in session
+            assert session.identity_map.get(inspect(obj).key) is obj
+        assert session.get(_Child, child.id) is child
+        child.seq = 5  # a change to an adopted child flushes
+        session.commit()
+    with Session(engine) as session:
+        assert session.scalars(select(_Child.seq)).one() == 5
+
+
+def test_read_connection_sees_pending_changes_as_session_execute_does(engine: Engine) -> None:
+    with Session(engine) as session:
+        session.add(_Parent(name="pending", version=1))
+        names = read_connection(session).execute(select(_Parent.__table__.c.name)).scalars().all()
+        assert names == ["pending"]
+        with session.no_autoflush:  # and leaves them pending when autoflush is off
+            session.add(_Parent(name="later", version=1))
+            assert read_connection(session).execute(select(func.count()).select_from(_Parent)).scalar() == 1

@@ -32,6 +32,7 @@ from wiserpa.goldcard.models import GoldCard
 from wiserpa.requests.models import PaRequest
 from wiserpa.requests.status import Status, effective_status_sql
 from wiserpa.runtime import Runtime
+from wiserpa.store.base import read_connection, table_of
 
 # An active card this close to its end is renewed by an evaluation that finds the provider still qualifies.
 # (A project choice: one month leaves time to evaluate before the card lapses.)
@@ -58,9 +59,12 @@ def active_gold_card(session: Session, *, npi: str, category: str, at: dt.dateti
     return session.scalars(_ACTIVE_CARD, {"npi": npi, "category": category, "at": at}).first()
 
 
+# Built once; a Core statement run on the session's connection, since every batch of submissions under a
+# gold-card profile asks it (see store.base.read_connection).
+_CARDS = table_of(GoldCard)
 _ACTIVE_CARDS_OF = select(
-    GoldCard.provider_npi, GoldCard.category, GoldCard.valid_from, GoldCard.valid_until
-).where(GoldCard.provider_npi.in_(bindparam("npis", expanding=True)), GoldCard.status == "active")
+    _CARDS.c.provider_npi, _CARDS.c.category, _CARDS.c.valid_from, _CARDS.c.valid_until
+).where(_CARDS.c.provider_npi.in_(bindparam("npis", expanding=True)), _CARDS.c.status == "active")
 
 
 def gold_carded(session: Session, asks: Sequence[tuple[str, str, dt.datetime]]) -> list[bool]:
@@ -68,7 +72,7 @@ def gold_carded(session: Session, asks: Sequence[tuple[str, str, dt.datetime]]) 
     if not asks:
         return []
     cards: dict[tuple[str, str], list[tuple[dt.datetime, dt.datetime]]] = {}
-    for npi, category, valid_from, valid_until in session.execute(
+    for npi, category, valid_from, valid_until in read_connection(session).execute(
         _ACTIVE_CARDS_OF, {"npis": sorted({npi for npi, _, _ in asks})}
     ):
         cards.setdefault((npi, category), []).append((valid_from, valid_until))

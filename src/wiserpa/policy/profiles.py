@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -70,7 +71,13 @@ class DurationSpec(BaseModel):
 
     def to_duration(self) -> Duration:
         """The clock module's Duration."""
-        return Duration(self.amount, self.unit)
+        return _duration(self.amount, self.unit)
+
+
+@lru_cache(maxsize=256)
+def _duration(amount: float, unit: DurationUnit) -> Duration:
+    # Duration is immutable and validates itself on construction; every submission asks for its window.
+    return Duration(amount, unit)
 
 
 def _hhmm(value: str) -> str:
@@ -361,8 +368,13 @@ def clock_start(
 def calendar_for(profile: PolicyProfile, timezone: str) -> BusinessCalendar:
     """The business calendar for a state's time zone with the profile's business hours."""
     t = profile.timelines
+    return _calendar(timezone, t.business_day_start, t.business_day_end)
+
+
+@lru_cache(maxsize=256)
+def _calendar(timezone: str, day_start: str, day_end: str) -> BusinessCalendar:
+    # Calendars are immutable, and building one (zone lookup, validation, time parsing) cost a tenth of
+    # checking a submission; every submission asks for its state's.
     return BusinessCalendar(
-        timezone,
-        day_start=dt.time.fromisoformat(t.business_day_start),
-        day_end=dt.time.fromisoformat(t.business_day_end),
+        timezone, day_start=dt.time.fromisoformat(day_start), day_end=dt.time.fromisoformat(day_end)
     )
