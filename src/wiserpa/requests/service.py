@@ -602,7 +602,7 @@ def _apply_pipeline(
     if new_status in AFFIRMED_STATES:
         values["decision_kind"] = DECISION_KIND_BY_OUTCOME[new_status]
         values["decided_at"] = now
-        values["valid_until"] = _validity_end_in(rt, values["state"], now)
+        values["valid_until"] = validity_end_in(rt, values["state"], now)
     kind = {"pended": "pend", "affirmed": "auto_affirm"}.get(result.outcome, result.outcome)
     return assemble(
         Decision,
@@ -623,10 +623,11 @@ def _apply_pipeline(
 
 def validity_end(rt: Runtime, request: PaRequest, decided_at: dt.datetime) -> dt.date:
     """Last date of service an affirmation covers: the decision date (state time) plus the validity period."""
-    return _validity_end_in(rt, request.state, decided_at)
+    return validity_end_in(rt, request.state, decided_at)
 
 
-def _validity_end_in(rt: Runtime, state_code: str, decided_at: dt.datetime) -> dt.date:
+def validity_end_in(rt: Runtime, state_code: str, decided_at: dt.datetime) -> dt.date:
+    """`validity_end` for a request known only by its state (claim matching reads plain rows)."""
     state = rt.catalog.state(state_code)
     zone = ZoneInfo(state.timezone if state else "UTC")
     return decided_at.astimezone(zone).date() + dt.timedelta(
