@@ -4,9 +4,11 @@ Two databases per backend, filled directly with SQLAlchemy Core (not through the
   small: 100,000 open requests, 10,000 of them due
   large: 1,000,000 open requests, the same 10,000 due
 The sweep of the 10,000 due requests is timed in both; the ratio large/small should stay <= 1.5.
+Then, on the small database, --steps sweeps a minute apart (the simulator sweeps with a few requests due, or
+none): a couple of requests fall due each minute. Their CPU time per sweep is printed.
 Runs on SQLite always and on PostgreSQL when WISERPA_BENCH_POSTGRES_URL (or WISERPA_TEST_POSTGRES_URL) is set.
 
-    python bench/bench_sweep.py [--due 10000] [--small 100000] [--large 1000000] [--batch 500]
+    python bench/bench_sweep.py [--due 10000] [--small 100000] [--large 1000000] [--batch 500] [--steps 300]
 """
 
 from __future__ import annotations
@@ -131,6 +133,29 @@ def measure(engine: Engine, *, batch: int) -> tuple[float, int]:
     return elapsed, result.deemed
 
 
+def measure_steps(engine: Engine, *, steps: int, batch: int) -> tuple[float, float, int]:
+    """CPU ms per sweep, best of 3 runs of `steps` sweeps a minute apart (each run continues the clock), with
+    the requests they deemed; first for sweeps with nothing due (the clock stays), then a minute apart."""
+    settings = Settings(database_url=str(engine.url), profile="asa-reform", sweep_interval_seconds=0)
+    clock = FixedClock(NOW)
+    rt = Runtime.build(settings, clock=clock, engine=engine, profile=load_profile("asa-reform"))
+    idle = moving = float("inf")
+    deemed = 0
+    with rt.sessions() as session:
+        for _ in range(3):
+            t0 = time.process_time()
+            for _ in range(steps):
+                sweep(session, rt, batch=batch)
+            idle = min(idle, (time.process_time() - t0) / steps * 1000)
+        for _ in range(3):
+            t0 = time.process_time()
+            for _ in range(steps):
+                clock.advance(dt.timedelta(minutes=1))
+                deemed += sweep(session, rt, batch=batch).deemed
+            moving = min(moving, (time.process_time() - t0) / steps * 1000)
+    return idle, moving, deemed
+
+
 def sqlite_db(tmp: Path, name: str) -> Engine:
     """A fresh migrated SQLite file."""
     engine = make_engine(f"sqlite:///{tmp / name}.db")
@@ -173,12 +198,18 @@ def run_backend(label: str, make: Any, args: argparse.Namespace) -> None:
         fill(engine, total=size, due=args.due)
         fill_s = time.perf_counter() - t0
         seconds, deemed = measure(engine, batch=args.batch)
-        engine.dispose()
         results[size] = seconds
         print(
             f"{label:<10} open={size:>9,} due={args.due:>6,}  fill {fill_s:7.1f} s   "
             f"sweep {seconds:7.2f} s   {deemed:,} deemed   {deemed / seconds:8,.0f} deemed/s"
         )
+        if size == args.small and args.steps:
+            idle, moving, few = measure_steps(engine, steps=args.steps, batch=args.batch)
+            print(
+                f"{label:<10} open={size:>9,}  sweep with nothing due {idle:6.3f} ms, a minute later each time "
+                f"{moving:6.3f} ms ({few / (3 * args.steps):.1f} deemed per sweep)   (CPU, best of 3 x {args.steps})"
+            )
+        engine.dispose()
     ratio = results[args.large] / results[args.small]
     print(f"{label:<10} ratio sweep({args.large:,}) / sweep({args.small:,}) = {ratio:.2f}  (goal <= 1.5)")
 
@@ -192,6 +223,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=300, help="small sweeps to time (0: none)")
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
     if not args.no_sqlite:

@@ -182,3 +182,32 @@ def test_idempotent_open(client: TestClient, make_actor) -> None:
     assert a.status_code == b.status_code == 201 and a.json()["id"] == b.json()["id"]
     assert b.headers.get("Idempotent-Replayed") == "true"
     assert client.get("/api/v1/support/tickets", headers=provider.headers).json()["total"] == 1
+
+
+def test_a_message_on_a_ticket_whose_thread_is_loaded_joins_it_and_leaves_with_a_rolled_back_savepoint(
+    rt: Runtime, make_actor
+) -> None:
+    from wiserpa.support import service
+
+    provider = make_actor("provider", state="OH").principal
+    staff = make_actor("reviewer", state="OH").principal
+    with rt.sessions() as s:
+        t = service.open_ticket(
+            s, rt, principal=provider, category="upload_failure", subject="S", description="D"
+        )
+        s.commit()
+        shown = service.get_ticket(s, rt, principal=staff, ticket_id=t.id)  # the thread is loaded
+        assert shown is t and t.messages == []
+        service.add_message(s, rt, principal=staff, ticket_id=t.id, body="On it.")
+        assert [m.body for m in t.messages] == ["On it."] and t.status == "answered"
+        with s.begin_nested() as savepoint:
+            service.resolve(s, rt, principal=staff, ticket_id=t.id, note="Done.")
+            assert [m.kind for m in t.messages] == ["response", "resolution"]
+            savepoint.rollback()
+        assert t.status == "answered" and [m.kind for m in t.messages] == ["response"]
+        s.commit()
+    with rt.sessions() as s:
+        again = service.get_ticket(s, rt, principal=provider, ticket_id=t.id)
+        assert [m.kind for m in again.messages] == [
+            "response"
+        ] and again.current_cycle.responded_at is not None

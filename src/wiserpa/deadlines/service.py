@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,8 +29,8 @@ from wiserpa.deadlines.models import DeadlineMiss, Resolution
 from wiserpa.errors import FieldError, Forbidden, Invalid
 from wiserpa.policy.profiles import PenaltyPolicy
 from wiserpa.requests import service as requests
-from wiserpa.requests.models import PaRequest
-from wiserpa.requests.status import OPEN, Status
+from wiserpa.requests.models import Decision, PaRequest
+from wiserpa.requests.status import OPEN, Status, is_deemed
 from wiserpa.runtime import Runtime
 from wiserpa.store.base import note_updated, table_of
 
@@ -187,8 +187,12 @@ def _due_condition(now: Any) -> ColumnElement[bool]:
 
 
 # Built once (the sweep runs every few minutes in production and twice a simulated day in the simulator).
+# Without the requests' lines and decisions: recording a miss needs neither, and a deemed approval needs only
+# the decisions (it appends one), loaded by _load_decisions for the requests it deems. The relationships' own
+# selectin loads were a third of a sweep's CPU time in the simulator (a few requests due per sweep).
 _DUE_BATCH = (
     select(PaRequest)
+    .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
     .where(_due_condition(bindparam("now")))
     .order_by(PaRequest.due_at, PaRequest.id)
     .limit(bindparam("batch"))
@@ -197,11 +201,28 @@ _DUE_BATCH = (
 _MISSES_AMONG = select(DeadlineMiss.request_id).where(
     DeadlineMiss.request_id.in_(bindparam("ids", expanding=True))
 )
+_DECISIONS_AMONG = (
+    select(Decision)
+    .where(Decision.request_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Decision.request_id, Decision.id)
+)
 _COUNT_MISSES_AMONG = (
     select(func.count())
     .select_from(DeadlineMiss)
     .where(DeadlineMiss.request_id.in_(bindparam("ids", expanding=True)))
 )
+
+
+def _load_decisions(session: Session, requests: Sequence[PaRequest]) -> None:
+    """Load the decisions of these requests (those not loaded yet) with one SELECT."""
+    todo = {r.id: r for r in requests if "decisions" not in r.__dict__}
+    if not todo:
+        return
+    found: dict[int, list[Decision]] = {request_id: [] for request_id in todo}
+    for decision in session.scalars(_DECISIONS_AMONG, {"ids": list(todo)}):
+        found[decision.request_id].append(decision)
+    for request_id, request in todo.items():
+        set_committed_value(request, "decisions", found[request_id])
 
 
 def sweep(
@@ -230,6 +251,7 @@ def sweep(
                 session.commit()
                 break
             ids = [r.id for r in rows]
+            _load_decisions(session, [r for r in rows if is_deemed(r, now)])
             had = set(session.scalars(_MISSES_AMONG, {"ids": ids}))
             session.info[_ABSENT] = set(ids) - had
             progress = 0
@@ -258,6 +280,11 @@ def sweep(
             after_batch(batches)
         if progress == 0:
             # Nothing this batch could change (should not happen): stop rather than spin.
+            break
+        if len(rows) < batch:
+            # A short batch took everything due at `now` but rows locked elsewhere (whoever holds them records
+            # their miss), and each row taken is now deemed or settled: stop without the SELECT and commit that
+            # would find nothing (0.4-0.6 ms, against 2.5-3 ms for a sweep with a few requests due, simulator).
             break
     return SweepResult(deemed, recorded, batches)
 

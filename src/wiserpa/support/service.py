@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, case, func, insert, literal, select, type_coerce, update
+from sqlalchemy.orm import Session, joinedload, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
@@ -36,7 +37,7 @@ from wiserpa.policy.clock import BusinessCalendar, Duration, due_time
 from wiserpa.policy.profiles import PolicyProfile, calendar_for
 from wiserpa.requests.models import PaRequest
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import UTCDateTime
+from wiserpa.store.base import UTCDateTime, assemble, insert_adopted, note_updated, table_of
 from wiserpa.support.models import SupportCycle, SupportMessage, SupportTicket
 
 __all__ = [
@@ -129,10 +130,20 @@ def _open_breach_sql(now: dt.datetime) -> ColumnElement[bool]:
 # ---------------------------------------------------------------------------------------------- scope
 
 
-def get_ticket(
-    session: Session, rt: Runtime, *, principal: Principal, ticket_id: int, for_update: bool = False
+# A ticket is read with its cycles joined (one per opening or reopening, and never none, so an inner join) and
+# its thread by a plain SELECT: 0.54 ms against 1.14 ms for the relationships' own selectin loads (SQLite, CPU).
+_WITH_CYCLES = (joinedload(SupportTicket.cycles, innerjoin=True), lazyload(SupportTicket.messages))
+_THREAD = (
+    select(SupportMessage)
+    .where(SupportMessage.ticket_id == bindparam("ticket_id"))
+    .order_by(SupportMessage.id)
+)
+
+
+def _load(
+    session: Session, rt: Runtime, principal: Principal, ticket_id: int, for_update: bool
 ) -> SupportTicket:
-    """A ticket in the caller's scope, or NotFound (another organization's ticket is a 404 too)."""
+    """The ticket with its cycles, in the caller's scope, or NotFound."""
     return load_in_scope(
         session,
         rt,
@@ -142,7 +153,67 @@ def get_ticket(
         object_type="support_ticket",
         action="ticket.read",
         for_update=for_update,
+        options=_WITH_CYCLES,
     )
+
+
+def get_ticket(
+    session: Session, rt: Runtime, *, principal: Principal, ticket_id: int, for_update: bool = False
+) -> SupportTicket:
+    """A ticket in the caller's scope, or NotFound (another organization's ticket is a 404 too)."""
+    ticket = _load(session, rt, principal, ticket_id, for_update)
+    if "messages" not in ticket.__dict__:
+        set_committed_value(ticket, "messages", list(session.scalars(_THREAD, {"ticket_id": ticket.id})))
+    return ticket
+
+
+def _ticket_to_change(session: Session, rt: Runtime, principal: Principal, ticket_id: int) -> SupportTicket:
+    """The ticket in the caller's scope, row-locked, with its cycles but not its thread.
+
+    A change never reads the thread: a new message is inserted without reading the others, and the thread is
+    read only if someone shows it (a lazy load then). On PostgreSQL the lock takes the joined cycle rows too,
+    which only a change of their ticket writes.
+    """
+    return _load(session, rt, principal, ticket_id, for_update=True)
+
+
+# Changes are written with Core statements and then held by the objects as committed (as reviews.decide does):
+# the unit of work's flush of a ticket, its cycle and a message cost more than the statements it issues.
+_TICKETS = table_of(SupportTicket)
+_CYCLES = table_of(SupportCycle)
+_UPDATE_TICKET = update(_TICKETS).where(_TICKETS.c.id == bindparam("_id"))
+_UPDATE_CYCLE = update(_CYCLES).where(_CYCLES.c.id == bindparam("_id"))
+_INSERT_MESSAGE = insert(table_of(SupportMessage))
+
+
+def _store(session: Session, obj: SupportTicket | SupportCycle, **changes: Any) -> None:
+    """Write changed columns of a loaded ticket or cycle with one Core UPDATE; the object holds them as stored."""
+    statement = _UPDATE_TICKET if isinstance(obj, SupportTicket) else _UPDATE_CYCLE
+    session.connection().execute(statement, {"_id": obj.id, **changes})
+    for key, value in changes.items():
+        set_committed_value(obj, key, value)
+    note_updated(session, obj)
+
+
+def _add_message(
+    session: Session, ticket: SupportTicket, principal: Principal, kind: str, body: str, at: dt.datetime
+) -> None:
+    """Append to the thread: one Core insert, plus the new message in the collection when it is loaded."""
+    row = {
+        "ticket_id": ticket.id,
+        "kind": kind,
+        "author_user_id": principal.user_id,
+        "author_role": principal.role.value,
+        "body": body,
+        "at": at,
+    }
+    if "messages" not in ticket.__dict__:
+        # Not loaded: nothing in memory to keep in step; whoever shows the thread loads this row with the rest.
+        session.connection().execute(_INSERT_MESSAGE, row)
+        return
+    message = assemble(SupportMessage, row)
+    insert_adopted(session, message)
+    set_committed_value(ticket, "messages", [*ticket.messages, message])
 
 
 # ---------------------------------------------------------------------------------------------- operations
@@ -198,30 +269,33 @@ def open_ticket(
         raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
     assert info is not None
     window = sla_window(rt.profile, urgency)
-    ticket = SupportTicket(
-        organization_id=principal.organization_id,
-        opened_by_user_id=principal.user_id,
-        state=info.code,
-        participant=info.participant,
-        request_id=linked.id if linked else None,
-        category=category,
-        urgency=urgency,
-        urgent_trigger=urgent_trigger or None,
-        urgency_reason=reason,
-        subject=subject,
-        description=description,
-        status="open",
-        sla_amount=window.amount,
-        sla_unit=window.unit,
-        profile_id=rt.profile.id,
-        profile_version=rt.profile.version,
-        opened_at=now,
-        reopen_count=0,
-        updated_at=now,
-    )
-    ticket.cycles.append(_new_cycle(rt, ticket, seq=1, start=now))
-    session.add(ticket)
-    session.flush()
+    values = {
+        "organization_id": principal.organization_id,
+        "opened_by_user_id": principal.user_id,
+        "state": info.code,
+        "participant": info.participant,
+        "request_id": linked.id if linked else None,
+        "category": category,
+        "urgency": urgency,
+        "urgent_trigger": urgent_trigger or None,
+        "urgency_reason": reason,
+        "subject": subject,
+        "description": description,
+        "status": "open",
+        "sla_amount": window.amount,
+        "sla_unit": window.unit,
+        "profile_id": rt.profile.id,
+        "profile_version": rt.profile.version,
+        "opened_at": now,
+        "reopen_count": 0,
+        "updated_at": now,
+    }
+    # Inserted with Core and adopted (store.base.insert_adopted): the new ticket has no changes to track. Its
+    # thread is empty, so it is set rather than read back when the ticket is shown.
+    ticket = assemble(SupportTicket, values, messages=[])
+    cycle = _new_cycle(rt, ticket, seq=1, start=now)
+    set_committed_value(ticket, "cycles", [cycle])
+    insert_adopted(session, ticket, "cycles")
     audit.record(
         session,
         actor=principal.actor,
@@ -230,20 +304,25 @@ def open_ticket(
         object_id=ticket.id,
         outcome=urgency,
         at=now,
-        details={"state": ticket.state, "category": category, "due_at": ticket.current_cycle.due_at},
+        details={"state": ticket.state, "category": category, "due_at": cycle.due_at},
     )
     return ticket
 
 
 def _new_cycle(rt: Runtime, ticket: SupportTicket, *, seq: int, start: dt.datetime) -> SupportCycle:
+    """A new response cycle of the ticket (not stored yet), its clock started at ``start``."""
     window = Duration(ticket.sla_amount, ticket.sla_unit)  # type: ignore[arg-type]
-    return SupportCycle(
-        seq=seq,
-        state=ticket.state,
-        participant=ticket.participant,
-        urgency=ticket.urgency,
-        started_at=start,
-        due_at=response_due_at(start, window, _calendar(rt, ticket.state)),
+    return assemble(
+        SupportCycle,
+        {
+            "ticket_id": ticket.id,  # None for a new ticket: insert_adopted sets it
+            "seq": seq,
+            "state": ticket.state,
+            "participant": ticket.participant,
+            "urgency": ticket.urgency,
+            "started_at": start,
+            "due_at": response_due_at(start, window, _calendar(rt, ticket.state)),
+        },
     )
 
 
@@ -253,23 +332,19 @@ def add_message(
     """Add to the thread: staff write responses (the first stops the clock), the practice comments."""
     if principal.role not in (Role.PROVIDER, Role.REVIEWER):
         raise Forbidden("only the practice and the participant's staff write on a ticket")
-    ticket = get_ticket(session, rt, principal=principal, ticket_id=ticket_id, for_update=True)
+    ticket = _ticket_to_change(session, rt, principal, ticket_id)
     if ticket.status == "resolved":
         raise Conflict("the ticket is resolved; reopen it first", [FieldError("status", "resolved")])
     now = rt.clock.now()
     kind = "response" if principal.role is Role.REVIEWER else "comment"
-    ticket.messages.append(
-        SupportMessage(
-            kind=kind, author_user_id=principal.user_id, author_role=principal.role.value, body=body, at=now
-        )
-    )
+    _add_message(session, ticket, principal, kind, body, now)
     cycle = ticket.current_cycle
     first = kind == "response" and cycle.responded_at is None
     if first:
-        cycle.responded_at = now
-        cycle.responded_by_user_id = principal.user_id
-        ticket.status = "answered"
-    ticket.updated_at = now
+        _store(session, cycle, responded_at=now, responded_by_user_id=principal.user_id)
+        _store(session, ticket, status="answered", updated_at=now)
+    else:
+        _store(session, ticket, updated_at=now)
     audit.record(
         session,
         actor=principal.actor,
@@ -289,7 +364,7 @@ def resolve(
     """Mark resolved (participant staff or the practice); staff resolving an unanswered cycle answers it."""
     if principal.role not in (Role.PROVIDER, Role.REVIEWER):
         raise Forbidden("only the practice and the participant's staff resolve a ticket")
-    ticket = get_ticket(session, rt, principal=principal, ticket_id=ticket_id, for_update=True)
+    ticket = _ticket_to_change(session, rt, principal, ticket_id)
     if ticket.status == "resolved":
         raise Conflict("the ticket is already resolved", [FieldError("status", "resolved")])
     now = rt.clock.now()
@@ -297,23 +372,12 @@ def resolve(
     if cycle.responded_at is None:
         if principal.role is Role.REVIEWER:
             # A resolution is a response: the practice heard back.
-            cycle.responded_at = now
-            cycle.responded_by_user_id = principal.user_id
+            _store(session, cycle, responded_at=now, responded_by_user_id=principal.user_id)
         else:
             # The practice closed it unanswered; a clock already run out stays a breach.
-            cycle.closed_at = now
-    ticket.status = "resolved"
-    ticket.resolved_at = now
-    ticket.updated_at = now
-    ticket.messages.append(
-        SupportMessage(
-            kind="resolution",
-            author_user_id=principal.user_id,
-            author_role=principal.role.value,
-            body=note or "",
-            at=now,
-        )
-    )
+            _store(session, cycle, closed_at=now)
+    _store(session, ticket, status="resolved", resolved_at=now, updated_at=now)
+    _add_message(session, ticket, principal, "resolution", note or "", now)
     audit.record(
         session,
         actor=principal.actor,
@@ -333,25 +397,16 @@ def reopen(
     """Reopen a resolved ticket (the practice): a new response cycle with a new deadline starts now."""
     if principal.role is not Role.PROVIDER:
         raise Forbidden("only the practice that opened a ticket reopens it")
-    ticket = get_ticket(session, rt, principal=principal, ticket_id=ticket_id, for_update=True)
+    ticket = _ticket_to_change(session, rt, principal, ticket_id)
     if ticket.status != "resolved":
         raise Conflict("only a resolved ticket can be reopened", [FieldError("status", ticket.status)])
     now = rt.clock.now()
-    ticket.reopen_count += 1
-    ticket.cycles.append(_new_cycle(rt, ticket, seq=ticket.reopen_count + 1, start=now))
-    ticket.status = "open"
-    ticket.resolved_at = None
-    ticket.updated_at = now
-    ticket.messages.append(
-        SupportMessage(
-            kind="reopen",
-            author_user_id=principal.user_id,
-            author_role=principal.role.value,
-            body=reason,
-            at=now,
-        )
-    )
-    session.flush()
+    reopens = ticket.reopen_count + 1
+    cycle = _new_cycle(rt, ticket, seq=reopens + 1, start=now)
+    insert_adopted(session, cycle)
+    set_committed_value(ticket, "cycles", [*ticket.cycles, cycle])
+    _store(session, ticket, reopen_count=reopens, status="open", resolved_at=None, updated_at=now)
+    _add_message(session, ticket, principal, "reopen", reason, now)
     audit.record(
         session,
         actor=principal.actor,
@@ -360,7 +415,7 @@ def reopen(
         object_id=ticket.id,
         outcome="open",
         at=now,
-        details={"cycle": ticket.current_cycle.seq, "due_at": ticket.current_cycle.due_at},
+        details={"cycle": cycle.seq, "due_at": cycle.due_at},
     )
     return ticket
 
