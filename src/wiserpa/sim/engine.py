@@ -460,7 +460,9 @@ class _Run:
                 if self.batches:
                     # Handle the waiting batches this event must come after (all of them when the day ends).
                     ends_day = at >= self.commit_due or at > self.horizon
-                    self.flush(session, list(self.batches) if ends_day else self._before(kind, payload, at))
+                    kinds = list(self.batches) if ends_day else self._before(kind, payload, at)
+                    if kinds:
+                        self.flush(session, kinds)
                 if at > self.horizon:
                     break
                 if at < self.clock.now():
