@@ -3,8 +3,10 @@
 Submits pended requests (unmet or incomplete facts) to a fresh database, then times one decision per request —
 affirm, or non-affirm citing the request's gaps, alternately — each in its own session and transaction as the
 REST route runs it, best of several rounds of CPU time, beside a baseline measured in the same run: one committed
-insert through the same engine. It also times the simulator's light worklist read (`details=False`, 40 items).
-With ``--profile`` it prints the cProfile of one round of decisions, sorted by cumulative time.
+insert through the same engine. It also times the simulator's light worklist read (`details=False`, 40 items),
+then decisions on requests already past due, which deem them on the spot and record the decision as late (3%
+of the simulator's decisions). With ``--profile`` it prints the cProfile of one round of each kind of decision,
+sorted by cumulative time.
 
     python bench/profile_decide.py [--rounds 8] [--per-round 100] [--postgres-url URL] [--profile]
 """
@@ -82,8 +84,18 @@ def pended_requests(rt: Runtime, provider: object, count: int) -> list[tuple[int
     return found[:count]
 
 
-def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float, float, float]:
-    """Baseline, decide and light-worklist CPU ms per call on one database."""
+def print_profile(fn: Callable[[int], None], calls: int) -> None:
+    """The cProfile of `calls` calls, sorted by cumulative time."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for n in range(calls):
+        fn(n)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+
+
+def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float, float, float, float]:
+    """Baseline, decide, light-worklist and past-due decide CPU ms per call on one database."""
     engine = make_engine(url)
     upgrade(engine)
     clock = FixedClock(T0)
@@ -105,7 +117,9 @@ def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float
         s.execute(text("CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
         s.commit()
     warm = 50
-    todo = pended_requests(rt, provider, warm + rounds * per_round * (2 if profile else 1))
+    each = warm + rounds * per_round + (per_round if profile else 0)
+    pended = pended_requests(rt, provider, 2 * each)
+    todo, past_due = pended[:each], pended[each:]
     clock.set(T0 + dt.timedelta(hours=2))  # well before any due time: every decision applies
     payload = "x" * 2000
 
@@ -139,14 +153,19 @@ def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float
     work = best_ms(worklist, rounds, max(1, per_round // 4))
     if profile:
         todo = todo[rounds * per_round :]
-        prof = cProfile.Profile()
-        prof.enable()
-        for n in range(per_round):
-            decide(n)
-        prof.disable()
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+        print_profile(decide, per_round)
+    # Past every due time: each decision deems its request first, then is recorded as late.
+    clock.set(T0 + dt.timedelta(days=60))
+    todo = past_due
+    for n in range(warm):
+        decide(n)
+    todo = todo[warm:]
+    late = best_ms(decide, rounds, per_round)
+    if profile:
+        todo = todo[rounds * per_round :]
+        print_profile(decide, per_round)
     engine.dispose()
-    return base, dec, work
+    return base, dec, work, late
 
 
 def main() -> None:
@@ -155,10 +174,11 @@ def main() -> None:
     results = on_each_database(measure, args)
     print(
         f"{'database':<11} {'one committed insert':>22} {'decide + commit':>16} {'ratio':>7} {'worklist (light)':>17}"
-        f"   (CPU ms per call, best of {args.rounds} rounds; load {os.getloadavg()[0]:.1f})"
+        f" {'decide past due':>16}   (CPU ms per call, best of {args.rounds} rounds; "
+        f"load {os.getloadavg()[0]:.1f})"
     )
-    for label, base, dec, work in results:
-        print(f"{label:<11} {base:>22.3f} {dec:>16.3f} {dec / base:>7.1f} {work:>17.3f}")
+    for label, base, dec, work, late in results:
+        print(f"{label:<11} {base:>22.3f} {dec:>16.3f} {dec / base:>7.1f} {work:>17.3f} {late:>16.3f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from tests.factories import body
 from wiserpa.app import create_app
 from wiserpa.audit.models import AuditEntry
+from wiserpa.deadlines.models import DeadlineMiss
 from wiserpa.policy.utn import is_valid_utn
 from wiserpa.requests.models import PaRequest
 from wiserpa.store.idempotency import IdempotencyRecord
@@ -214,6 +215,25 @@ def test_withdraw_and_resubmit(client: TestClient, make_actor) -> None:
     )
 
 
+def test_withdrawing_past_due_deems_first_then_withdraws(client: TestClient, make_actor, rt) -> None:
+    provider = make_actor("provider")
+    created = client.post("/api/v1/requests", json=body(case="incomplete"), headers=provider.headers).json()
+    assert created["status"] == "pended"
+    rt.clock.set(rt.clock.now() + dt.timedelta(days=30))
+    w = client.post(f"/api/v1/requests/{created['id']}/withdraw", json={}, headers=provider.headers)
+    assert w.status_code == 200 and w.json()["status"] == "withdrawn"
+    assert [d["kind"] for d in w.json()["decisions"]] == ["pend", "deemed", "withdrawn"]
+    with rt.sessions() as s:
+        stored = s.get(PaRequest, created["id"])
+        miss = s.get(DeadlineMiss, created["id"])
+        assert stored is not None and (stored.status, stored.decision_kind, stored.version) == (
+            "withdrawn",
+            "deemed",
+            3,
+        )
+        assert miss is not None and miss.resolution == "deemed"
+
+
 def test_stale_if_match_is_409(client: TestClient, make_actor) -> None:
     provider = make_actor("provider")
     created = client.post("/api/v1/requests", json=body(case="incomplete"), headers=provider.headers)
@@ -246,5 +266,7 @@ def test_body_size_limit(client: TestClient, make_actor) -> None:
 def test_anonymous_malformed_body_is_401_not_422(client: TestClient) -> None:
     r = client.post("/api/v1/requests", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 401
-    public = client.get("/api/v1/catalog/lookup", params={"code": "64483"})  # missing fields on a public route
+    public = client.get(
+        "/api/v1/catalog/lookup", params={"code": "64483"}
+    )  # missing fields on a public route
     assert public.status_code == 422

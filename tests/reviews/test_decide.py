@@ -16,6 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from tests.factories import body
 from wiserpa.audit import service as audit
 from wiserpa.audit.models import AuditEntry
+from wiserpa.deadlines.models import DeadlineMiss
 from wiserpa.policy.examples import VIOLATIONS
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
@@ -71,6 +72,10 @@ def test_decide_writes_outcome_decision_and_audit_in_few_statements(
         # A request that did not come through FHIR has no subscriber to notify: no subscription is read.
         assert not any("fhir_subscriptions" in q for q in seen), seen
         assert len(seen) <= 7, seen
+        # The row is read once, locked on PostgreSQL (SQLite's writer lock is already held).
+        reads = [q for q in seen if q.startswith("SELECT") and "FROM pa_requests" in q]
+        assert len(reads) == 1, seen
+        assert reads[0].endswith("FOR UPDATE") == (rt.engine.dialect.name == "postgresql"), reads
         # Read on access after the decision, the collection holds the new row.
         assert [d.kind for d in request.decisions] == ["pend", "clinician_non_affirm"]
         assert [ln.code for ln in request.lines]
@@ -193,6 +198,86 @@ def test_late_decision_is_recorded_and_ignored(
             select(AuditEntry.outcome).where(AuditEntry.action == "request.decide").order_by(AuditEntry.id)
         ).all()
         assert outcomes == ["late_ignored", "late_ignored"]
+
+
+def test_a_decision_past_due_deems_the_request_first_with_core_statements(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    rid, _ = _pended(client, provider)
+    rt.clock.set(rt.clock.now() + dt.timedelta(days=30))  # type: ignore[attr-defined]
+    now = rt.clock.now()
+    with rt.sessions() as s:
+        with _statements(rt) as seen:
+            result = reviews.decide(s, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+            s.commit()
+        request = result.request
+        assert not result.applied and not s.dirty
+        assert (request.status, request.decision_kind, request.decided_at) == (
+            "deemed_affirmed",
+            "deemed",
+            request.due_at,
+        )
+        assert request.version == 2 and request.valid_until == requests.validity_end(
+            rt, request, request.due_at
+        )
+        # The request is written once and its decisions are not read: both new rows are plain inserts.
+        assert sum(q.startswith("UPDATE pa_requests") for q in seen) == 1
+        assert sum(q.startswith("INSERT INTO decisions") for q in seen) == 2
+        assert not any(q.startswith("SELECT decisions") for q in seen), seen
+        assert [d.kind for d in request.decisions] == ["pend", "deemed", "late_affirm"]
+    with rt.sessions() as s:
+        stored = s.get(PaRequest, rid)
+        assert stored is not None
+        assert (stored.status, stored.version, stored.decided_at) == ("deemed_affirmed", 2, stored.due_at)
+        deemed = s.scalars(
+            select(Decision).where(Decision.request_id == rid, Decision.kind == "deemed")
+        ).one()
+        assert (deemed.dedupe, deemed.effective, deemed.resulting_status) == (
+            "deemed",
+            True,
+            "deemed_affirmed",
+        )
+        assert deemed.decided_at == stored.due_at and deemed.actor_user_id is None and deemed.reasons == []
+        assert (deemed.profile_id, deemed.profile_version) == (stored.profile_id, stored.profile_version)
+        assert deemed.criteria_results == stored.criteria_results and deemed.facts_used == {}
+        assert deemed.note and "deemed affirmed" in deemed.note
+        miss = s.get(DeadlineMiss, rid)
+        assert miss is not None and (miss.resolution, miss.resolved_at) == ("deemed", stored.due_at)
+        entries = s.scalars(
+            select(AuditEntry).where(AuditEntry.object_id == str(rid)).order_by(AuditEntry.id.desc()).limit(2)
+        ).all()
+        assert [(e.action, e.outcome) for e in reversed(entries)] == [
+            ("request.deemed", "deemed_affirmed"),
+            ("request.decide", "late_ignored"),
+        ]
+        assert entries[1].at == now and audit.verify(s).ok
+
+
+def test_a_rolled_back_deemed_approval_leaves_the_request_as_it_was(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    rid, _ = _pended(client, provider)
+    rt.clock.set(rt.clock.now() + dt.timedelta(days=30))  # type: ignore[attr-defined]
+    with rt.sessions() as s:
+        with pytest.raises(RuntimeError), s.begin_nested():  # the simulator's shape: a savepoint per call
+            result = reviews.decide(s, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+            raise RuntimeError("interrupted after the decision")
+        # The rollback expired the object: read again, it is the row as it was.
+        assert (result.request.status, result.request.version, result.request.decision_kind) == (
+            "pended",
+            1,
+            None,
+        )
+        assert [d.kind for d in result.request.decisions] == ["pend"]
+        assert s.get(DeadlineMiss, rid) is None
+        again = reviews.decide(s, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+        assert again.request is result.request and (again.request.status, again.request.version) == (
+            "deemed_affirmed",
+            2,
+        )
+        s.commit()
 
 
 def test_worklist_scope_category_paging_and_time(

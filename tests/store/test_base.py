@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, ForeignKey, Integer, String, event, func, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from wiserpa.store.base import insert_adopted, read_connection
+from wiserpa.store.base import adopt_loaded, in_session, insert_adopted, read_connection
 from wiserpa.store.db import make_engine
 
 
@@ -130,3 +130,32 @@ def test_read_connection_sees_pending_changes_as_session_execute_does(engine: En
         with session.no_autoflush:  # and leaves them pending when autoflush is off
             session.add(_Parent(name="later", version=1))
             assert read_connection(session).execute(select(func.count()).select_from(_Parent)).scalar() == 1
+
+
+def test_a_row_read_with_core_adopts_as_a_loaded_object_whose_children_load_alone(engine: Engine) -> None:
+    # adopt_loaded relies on make_transient_to_detached leaving unloaded relationships lazy-loadable (not
+    # expired, which would read the row again) and on Session._update_impl: this fails if either changes.
+    with Session(engine) as session:
+        insert_adopted(session, _Parent(name="p", children=[_Child(seq=0), _Child(seq=1)]), "children")
+        parent_id = session.scalars(select(_Parent.id)).one()
+        session.commit()
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(" ".join(a[2].split())))
+    table = _Parent.__table__
+    with Session(engine) as session:
+        assert not in_session(session, _Parent, parent_id)
+        row = read_connection(session).execute(select(table).where(table.c.id == parent_id)).one()
+        parent = adopt_loaded(session, _Parent, row)
+        assert inspect(parent).persistent and in_session(session, _Parent, parent_id)
+        assert session.get(_Parent, parent_id) is parent and not session.dirty
+        assert not inspect(parent).expired_attributes
+        statements.clear()
+        assert (parent.name, parent.flag, parent.version) == ("p", "no", 1)
+        assert statements == []  # every column is loaded
+        assert [c.seq for c in parent.children] == [0, 1]
+        assert len(statements) == 1 and statements[0].startswith("SELECT test_adopt_child."), statements
+        parent.name = "q"  # a change flushes as an ordinary versioned UPDATE
+        session.commit()
+    with Session(engine) as session:
+        stored = session.scalars(select(_Parent)).one()
+        assert (stored.name, stored.version) == ("q", 2)

@@ -9,8 +9,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import and_, bindparam, func, select, text
+from sqlalchemy import and_, bindparam, func, insert, inspect, select, text, update
 from sqlalchemy.orm import Session, defer, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
@@ -38,7 +40,7 @@ from wiserpa.requests.status import (
     is_deemed,
 )
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import assemble, insert_adopted, read_connection, table_of
+from wiserpa.store.base import assemble, insert_adopted, note_updated, read_connection, table_of
 
 # Where each catalog refusal points in the submitted body, so the 4xx names the field at fault.
 _REASON_FIELD = {
@@ -842,25 +844,39 @@ def materialize_deemed(session: Session, rt: Runtime, request: PaRequest, *, now
     """Store a deemed approval that time has already made true; idempotent. True if it changed the row."""
     if not is_deemed(request, now):
         return False
-    request.status = Status.DEEMED_AFFIRMED.value
-    request.decision_kind = "deemed"
-    request.decided_at = request.due_at
-    request.valid_until = validity_end(rt, request, request.due_at)
-    request.updated_at = now
-    request.decisions.append(
-        Decision(
-            kind="deemed",
-            dedupe="deemed",
-            resulting_status=request.status,
-            effective=True,
-            decided_at=request.due_at,
-            reasons=[],
-            note="no decision by the due time: deemed affirmed, with its associated services",
-            profile_id=request.profile_id,
-            profile_version=request.profile_version,
-            criteria_results=request.criteria_results,
-            facts_used={},
-        )
+    status = Status.DEEMED_AFFIRMED.value
+    changes = {
+        "status": status,
+        "decision_kind": "deemed",
+        "decided_at": request.due_at,
+        "valid_until": validity_end(rt, request, request.due_at),
+        "updated_at": now,
+    }
+    if "decisions" in request.__dict__:
+        # Loaded: the sweep loads a batch's decisions and flushes the batch once, writing its requests with one
+        # executemany; one Core UPDATE per request made that slower (3,333 deemed: 2.05 -> 2.37 s of CPU).
+        for key, value in changes.items():
+            setattr(request, key, value)
+    else:
+        # A decision on a past-due request (3% of the simulator's decisions): through the ORM, the attribute
+        # events, the lazy load of the decisions to append to and the flush made them 7.5% of decide's time.
+        store_changes(session, request, changes)
+    add_decision(
+        session,
+        request,
+        {
+            "kind": "deemed",
+            "dedupe": "deemed",
+            "resulting_status": status,
+            "effective": True,
+            "decided_at": request.due_at,
+            "reasons": [],
+            "note": "no decision by the due time: deemed affirmed, with its associated services",
+            "profile_id": request.profile_id,
+            "profile_version": request.profile_version,
+            "criteria_results": request.criteria_results,
+            "facts_used": {},
+        },
     )
     audit.record(
         session,
@@ -868,12 +884,54 @@ def materialize_deemed(session: Session, rt: Runtime, request: PaRequest, *, now
         action="request.deemed",
         object_type="request",
         object_id=request.id,
-        outcome=request.status,
+        outcome=status,
         at=now,
         details={"due_at": request.due_at},
     )
     events.outcome_changed(session, rt, request, now=now, via="deemed")
     return True
+
+
+_INSERT_DECISION = insert(table_of(Decision))
+
+# Built once. The columns to set come from the parameters; the version condition is the ORM's own
+# optimistic check (`version_id_col`).
+_UPDATE_REQUEST = update(_REQUESTS).where(
+    _REQUESTS.c.id == bindparam("_id"), _REQUESTS.c.version == bindparam("_version")
+)
+
+
+def store_changes(session: Session, request: PaRequest, changes: dict[str, Any]) -> None:
+    """Write changed columns of a loaded request and bump its version, as the ORM's flush would, with one Core
+    UPDATE; the object then holds them as committed, so nothing is left for the unit of work to flush."""
+    if inspect(request).modified:
+        # Changes made through the ORM go first, as the flush would have written them before ours.
+        session.flush()
+    version = request.version + 1
+    result = session.connection().execute(
+        _UPDATE_REQUEST, {"_id": request.id, "_version": request.version, **changes, "version": version}
+    )
+    if result.rowcount != 1:
+        # What the ORM raises when a versioned UPDATE matches no row (the row changed since it was read).
+        raise StaleDataError(
+            f"UPDATE statement on table 'pa_requests' expected to update 1 row(s); {result.rowcount} were matched."
+        )
+    for key, value in changes.items():
+        set_committed_value(request, key, value)
+    set_committed_value(request, "version", version)
+    note_updated(session, request)
+
+
+def add_decision(session: Session, request: PaRequest, row: dict[str, Any]) -> None:
+    """Record a decision on the request (column values in `row`): one Core insert, unless its decisions are
+    already loaded."""
+    if "decisions" in request.__dict__:
+        # Loaded (the caller read them, or the sweep loaded a batch's at once): append through the ORM so the
+        # collection stays whole and the flush inserts the rows in the order they were made.
+        request.decisions.append(Decision(**row))
+        return
+    # Not loaded: nothing in memory to keep in step; whoever reads them later loads this row with the rest.
+    session.connection().execute(_INSERT_DECISION, {**row, "request_id": request.id})
 
 
 # ---------------------------------------------------------------------------------------------- views
