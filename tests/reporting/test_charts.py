@@ -92,11 +92,11 @@ def test_nice_ticks_cover_the_range(a: float, b: float) -> None:
 
 
 def test_escaping() -> None:
-    nasty = 'R&D <script>alert("x")</script> \'q\' \x00\x1f'
+    nasty = "R&D <script>alert(\"x\")</script> 'q' \x00\x1f"
     svg = bar_chart([(nasty, 3.0)], title=nasty, unit="<u>&", series_label=nasty)
     root = parse(svg)
     title = root.find(f"{NS}title")
-    assert title is not None and title.text == 'R&D <script>alert("x")</script> \'q\' '
+    assert title is not None and title.text == "R&D <script>alert(\"x\")</script> 'q' "
     assert "<script>" not in svg
 
 
@@ -126,8 +126,10 @@ def test_all_suppressed_bar_chart_still_renders() -> None:
 
 def test_grouped_bar_chart() -> None:
     svg = grouped_bar_chart(
-        ["Jan", "Feb", "Mar"], {"TX": [10.0, 20.0, None], "OH": [30.0, None, 25.0], "WA": [5.0, 6.0, 7.0]},
-        title="Requests", unit="requests",
+        ["Jan", "Feb", "Mar"],
+        {"TX": [10.0, 20.0, None], "OH": [30.0, None, 25.0], "WA": [5.0, 6.0, 7.0]},
+        title="Requests",
+        unit="requests",
     )
     root = parse(svg)
     bars = by_class(root, "rect", "bar")
@@ -147,8 +149,10 @@ def test_grouped_length_mismatch() -> None:
 
 def test_line_chart_gaps() -> None:
     svg = line_chart(
-        ["m1", "m2", "m3", "m4", "m5"], {"TX": [1.0, 2.0, None, 4.0, 5.0], "OH": [3.0, 3.0, 3.0, 3.0, 3.0]},
-        title="Median hours", unit="hours",
+        ["m1", "m2", "m3", "m4", "m5"],
+        {"TX": [1.0, 2.0, None, 4.0, 5.0], "OH": [3.0, 3.0, 3.0, 3.0, 3.0]},
+        title="Median hours",
+        unit="hours",
     )
     root = parse(svg)
     points = by_class(root, "circle", "point")

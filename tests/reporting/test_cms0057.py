@@ -67,9 +67,17 @@ def test_hand_computed_values() -> None:
 
 def test_all_outcomes_large_publishes_everything() -> None:
     c = PaCounts(
-        standard_total=100, standard_approved=60, standard_denied=40, standard_approved_after_appeal=20,
-        standard_extended_total=40, standard_extended_approved=30, expedited_total=40,
-        expedited_approved=20, expedited_denied=20, standard_hours=[5.0] * 11, expedited_hours=[2.0] * 11,
+        standard_total=100,
+        standard_approved=60,
+        standard_denied=40,
+        standard_approved_after_appeal=20,
+        standard_extended_total=40,
+        standard_extended_approved=30,
+        expedited_total=40,
+        expedited_approved=20,
+        expedited_denied=20,
+        standard_hours=[5.0] * 11,
+        expedited_hours=[2.0] * 11,
     )
     m = by_key(cms0057_metrics(c))
     assert m["standard_denied_pct"].value == pytest.approx(40.0)
@@ -80,9 +88,17 @@ def test_all_outcomes_large_publishes_everything() -> None:
 
 def test_small_denominators_are_suppressed() -> None:
     c = PaCounts(
-        standard_total=8, standard_approved=6, standard_denied=2, standard_approved_after_appeal=1,
-        standard_extended_total=2, standard_extended_approved=1, expedited_total=0, expedited_approved=0,
-        expedited_denied=0, standard_hours=[1.0, 2.0, 3.0], expedited_hours=[],
+        standard_total=8,
+        standard_approved=6,
+        standard_denied=2,
+        standard_approved_after_appeal=1,
+        standard_extended_total=2,
+        standard_extended_approved=1,
+        expedited_total=0,
+        expedited_approved=0,
+        expedited_denied=0,
+        standard_hours=[1.0, 2.0, 3.0],
+        expedited_hours=[],
     )
     m = by_key(cms0057_metrics(c))
     for key in KEYS[:4]:
@@ -98,8 +114,14 @@ def test_small_denominators_are_suppressed() -> None:
 def test_complement_cannot_reveal_small_denied_count() -> None:
     # 95 approved of 100 with nothing else would give away "5 denied" as 100 − 95.
     c = PaCounts(
-        standard_total=100, standard_approved=95, standard_denied=5, standard_approved_after_appeal=0,
-        standard_extended_total=0, standard_extended_approved=0, expedited_total=0, expedited_approved=0,
+        standard_total=100,
+        standard_approved=95,
+        standard_denied=5,
+        standard_approved_after_appeal=0,
+        standard_extended_total=0,
+        standard_extended_approved=0,
+        expedited_total=0,
+        expedited_approved=0,
         expedited_denied=0,
     )
     m = by_key(cms0057_metrics(c))

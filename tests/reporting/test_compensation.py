@@ -160,8 +160,16 @@ def test_reform_formula_hand_computed() -> None:
 
 
 def test_reform_zero_reviews_and_no_audits() -> None:
-    zero = make(reviews=0, decided_on_time=0, non_affirmed_lines=0, overturned_denials=0, audited=0,
-                audit_agreements=0, averted_allowed_usd=0.0, overturned_allowed_usd=0.0)
+    zero = make(
+        reviews=0,
+        decided_on_time=0,
+        non_affirmed_lines=0,
+        overturned_denials=0,
+        audited=0,
+        audit_agreements=0,
+        averted_allowed_usd=0.0,
+        overturned_allowed_usd=0.0,
+    )
     assert reform_formula(zero).total_usd == 0.0
     unaudited = reform_formula(make(audited=0, audit_agreements=0))
     assert unaudited.components["audit_agreement_rate"] == 1.0
