@@ -19,7 +19,6 @@ import os
 import pstats
 import random
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import on_each_database, profiling_options  # noqa: E402
+from bench.scratch import best_ms, on_each_database, profiling_options  # noqa: E402
 
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
 from wiserpa.auth.service import create_organization, create_user, principal_for  # noqa: E402
@@ -46,19 +45,6 @@ from wiserpa.synthetic import make_submission  # noqa: E402
 
 T0 = dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.UTC)
 STATE = "TX"
-
-
-def best_ms(fn: Callable[[int], None], rounds: int, per_round: int) -> float:
-    """Best CPU milliseconds per call over `rounds` rounds of `per_round` calls."""
-    best = float("inf")
-    n = 0
-    for _ in range(rounds):
-        start = time.process_time()
-        for _ in range(per_round):
-            fn(n)
-            n += 1
-        best = min(best, (time.process_time() - start) / per_round * 1000)
-    return best
 
 
 def pended_requests(rt: Runtime, provider: object, count: int) -> list[tuple[int, list[str]]]:

@@ -15,8 +15,6 @@ import os
 import pstats
 import random
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import on_each_database, profiling_options  # noqa: E402
+from bench.scratch import best_ms, on_each_database, profiling_options  # noqa: E402
 from tests.factories import body  # noqa: E402
 
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
@@ -39,19 +37,6 @@ from wiserpa.runtime import Runtime  # noqa: E402
 from wiserpa.store.db import make_engine  # noqa: E402
 from wiserpa.store.idempotency import Outcome  # noqa: E402
 from wiserpa.store.migrate import upgrade  # noqa: E402
-
-
-def best_ms(fn: Callable[[int], None], rounds: int, per_round: int) -> float:
-    """Best CPU milliseconds per call over `rounds` rounds of `per_round` calls."""
-    best = float("inf")
-    n = 0
-    for _ in range(rounds):
-        start = time.process_time()
-        for _ in range(per_round):
-            fn(n)
-            n += 1
-        best = min(best, (time.process_time() - start) / per_round * 1000)
-    return best
 
 
 def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float, float]:

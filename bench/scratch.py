@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,3 +55,16 @@ def on_each_database(
         with scratch_postgres(args.postgres_url, "profile") as url:
             results.append(("postgresql", *measure(url, args.rounds, args.per_round, args.profile)))
     return results
+
+
+def best_ms(fn: Callable[[int], None], rounds: int, per_round: int) -> float:
+    """Best CPU milliseconds per call over `rounds` rounds of `per_round` calls."""
+    best = float("inf")
+    n = 0
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(per_round):
+            fn(n)
+            n += 1
+        best = min(best, (time.process_time() - start) / per_round * 1000)
+    return best
