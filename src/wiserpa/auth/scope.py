@@ -5,11 +5,12 @@ missing one (404), and the refused lookup is audited."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, inspect, select
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.interfaces import ORMOption
+from sqlalchemy.sql.cache_key import HasCacheKey
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
@@ -55,12 +56,22 @@ def load_in_scope(
 
     `options` are loader options (e.g. `lazyload("*")` for a caller that needs no related rows).
     """
-    # By primary key: a cached statement, and no query at all when the session already holds the object in
-    # this transaction's identity map. A row lock, when asked for, goes to the database on PostgreSQL; SQLite
-    # has no row locks (a writing transaction holds the whole database from BEGIN IMMEDIATE), so there it
-    # would only re-read what this transaction already holds.
+    # A row lock, when asked for, goes to the database on PostgreSQL; SQLite has no row locks (a writing
+    # transaction holds the whole database from BEGIN IMMEDIATE), so there it would only re-read what this
+    # transaction already holds.
     lock = for_update and session.get_bind().dialect.name != "sqlite"
-    obj = session.get(model, object_id, with_for_update=True if lock else None, options=options)
+    mapper = cast(Mapper[Any], inspect(model))
+    held = mapper.identity_key_from_primary_key((object_id,)) in session.identity_map
+    statement = None if held else _by_id(mapper, options, lock)
+    if statement is None:
+        # The session's own object (or options without a cache key): `session.get` hands it back without a
+        # query (refreshing it if expired) and, locking, checks its version against the locked row.
+        obj = session.get(model, object_id, with_for_update=True if lock else None, options=options)
+    else:
+        # Not in the session: what `session.get` would run, built once. `session.get` builds its statement
+        # and that statement's cache key on every call: load_visible without children in a new session took
+        # 383 us of CPU with it, 281 us with this (SQLite).
+        obj = session.scalars(statement, {"id": object_id}).unique().one_or_none()
     if obj is None or not in_scope(principal, obj):
         audit.record(
             session,
@@ -74,3 +85,27 @@ def load_in_scope(
         session.commit()
         raise NotFound(f"{object_type.replace('_', ' ')} {object_id} not found")
     return obj
+
+
+# Statements by primary key, by (model, lock, the options' cache keys): the options are written in code, so
+# there are few. Keyed by value, as callers may build their options per call.
+_BY_ID: dict[tuple[Any, ...], Select[Any]] = {}
+
+
+def _by_id(mapper: Mapper[Any], options: Sequence[ORMOption], lock: bool) -> Select[Any] | None:
+    """The statement loading one object of `mapper` by id with `options` (FOR UPDATE if `lock`), or None if an option has
+    no cache key (then only `session.get` knows how to run it)."""
+    keys = []
+    for option in options:
+        cache_key = option._generate_cache_key() if isinstance(option, HasCacheKey) else None
+        if cache_key is None:
+            return None
+        keys.append(cache_key.key)
+    key = (mapper, lock, tuple(keys))
+    statement = _BY_ID.get(key)
+    if statement is None:
+        statement = select(mapper).where(mapper.primary_key[0] == bindparam("id")).options(*options)
+        if lock:
+            statement = statement.with_for_update()
+        _BY_ID[key] = statement
+    return statement
