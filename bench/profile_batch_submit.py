@@ -5,7 +5,7 @@ simulator's principals), then submits every patient's request in batches of B, e
 committing every ten batches as the simulator does about daily. Prints CPU milliseconds per submission for each
 batch size given, in the same run; a batch of one is what the REST route does.
 
-    python bench/profile_batch_submit.py [--requests 4000] [--sizes 1 4 16] [--policy wiser-2026] [--profile]
+    python bench/profile_batch_submit.py [--requests 4000] [--sizes 1 4 16] [--policy wiser-2026] [--profile [--sort cumulative]]
 
 `--policy asa-reform` runs the gold-card path too (no cards are held yet, so every batch asks and none answers).
 """
@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+if str(ROOT / "src") not in sys.path:
+    # After PYTHONPATH, so another copy of the tree can be measured with PYTHONPATH=/that/src.
+    sys.path.append(str(ROOT / "src"))
 
 from wiserpa.policy.profiles import load_profile  # noqa: E402
 from wiserpa.requests import service as requests  # noqa: E402
@@ -29,7 +31,7 @@ from wiserpa.sim import engine  # noqa: E402
 from wiserpa.sim.workload import annual_volume, generate, load_assumptions  # noqa: E402
 
 
-def run(n: int, size: int, profile: bool, policy: str = "wiser-2026") -> float:
+def run(n: int, size: int, profile: bool, policy: str = "wiser-2026", sort: str = "tottime") -> float:
     """CPU ms per submission for batches of `size` on a fresh database."""
     scenario = engine.Scenario(
         state="WA", year=2026, scale=n / annual_volume(load_assumptions(), "WA"), seed=2026, requests=n
@@ -66,7 +68,7 @@ def run(n: int, size: int, profile: bool, policy: str = "wiser-2026") -> float:
             session.commit()
             if prof is not None:
                 prof.disable()
-                pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+                pstats.Stats(prof).sort_stats(sort).print_stats(40)
             cpu = time.process_time() - t0
         sim.rt.engine.dispose()
     return cpu / len(episodes) * 1000
@@ -79,9 +81,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--policy", default="wiser-2026", help="policy profile to submit under")
     ap.add_argument("--profile", action="store_true", help="cProfile each size (slower figures)")
+    ap.add_argument("--sort", default="tottime", help="pstats order for --profile (tottime, cumulative)")
     args = ap.parse_args()
     for size in args.sizes:
-        ms = run(args.requests, size, args.profile, args.policy)
+        ms = run(args.requests, size, args.profile, args.policy, args.sort)
         print(f"batches of {size:>3}: {ms:.3f} ms CPU per submission ({args.requests} submissions)")
 
 

@@ -454,10 +454,15 @@ class Catalog:
             rng = self._excl.ed_revenue_codes
             if rc.isdigit() and rng.start <= rc <= rng.end:
                 return no("excluded_ed_revenue_code", f"Emergency department revenue code {rc} is excluded.")
-        excluded_mods = {m.upper() for m in self._excl.modifiers}
-        hit = sorted(excluded_mods & {m.strip().upper() for m in modifiers})
-        if hit:
-            return no(f"excluded_modifier_{hit[0].lower()}", f"Modifier {hit[0]} marks an emergency service.")
+        # Most lines carry no modifier, and most codes no condition: the sets and normalized diagnoses below
+        # are built only when there is something to compare (requires_pa runs for every submitted line).
+        if modifiers:
+            excluded_mods = {m.upper() for m in self._excl.modifiers}
+            hit = sorted(excluded_mods & {m.strip().upper() for m in modifiers})
+            if hit:
+                return no(
+                    f"excluded_modifier_{hit[0].lower()}", f"Modifier {hit[0]} marks an emergency service."
+                )
         if inpatient_only or pos in self._excl.inpatient_places_of_service:
             return no("excluded_inpatient", "Inpatient services are excluded from WISeR PA.")
         if pos not in self.places_of_service:
@@ -466,12 +471,13 @@ class Catalog:
                 "excluded_place_of_service",
                 f"Place of service {pos} is not a WISeR setting (in scope: {allowed}).",
             )
-        diags = tuple(normalize_icd10cm(d) for d in diagnosis_codes)
-        others = {_norm_code(c) for c in other_codes}
-        for cond in info.conditions:
-            unmet = _condition_unmet(cond, diags, others)
-            if unmet:
-                return no("condition_not_met", f"{code_n} is in WISeR only {unmet}.")
+        if info.conditions:
+            diags = tuple(normalize_icd10cm(d) for d in diagnosis_codes)
+            others = {_norm_code(c) for c in other_codes}
+            for cond in info.conditions:
+                unmet = _condition_unmet(cond, diags, others)
+                if unmet:
+                    return no("condition_not_met", f"{code_n} is in WISeR only {unmet}.")
         return PaRequirement(
             True,
             "in_scope",

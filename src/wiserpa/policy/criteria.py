@@ -635,16 +635,15 @@ def validate_facts(policy: PolicyCriteria, facts: Mapping[str, Any]) -> list[tup
     """Problems with submitted facts as ``(field path, message)``; a ``None`` value means "not provided"."""
     problems: list[tuple[str, str]] = []
     for name, value in facts.items():
-        path = f"{_FACT_PATH}.{name}"
         spec = policy.facts.get(name)
         if spec is None:
-            problems.append((path, f"not a fact {policy.policy_id} asks for"))
+            problems.append((f"{_FACT_PATH}.{name}", f"not a fact {policy.policy_id} asks for"))
             continue
         if value is None:
             continue
         why = _check_fact(spec, value)
         if why:
-            problems.append((path, why))
+            problems.append((f"{_FACT_PATH}.{name}", why))
     return problems
 
 
@@ -704,7 +703,8 @@ class CriterionResult:
             "kind": self.kind,
             "result": self.result.value,
             "statement": self.statement,
-            "citation": self.citation.to_dict(),
+            # Citation.to_dict inlined: this runs for every criterion of every decision (7 a submission).
+            "citation": {"policy": self.citation.policy, "section": self.citation.section},
             "missing_facts": list(self.missing_facts),
             "confidence": self.confidence,
             "satisfies_hint": self.satisfies_hint,
