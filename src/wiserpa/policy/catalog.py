@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wiserpa.policy.validation import normalize_icd10cm
+from wiserpa.policy.yaml_text import load_yaml
 
 __all__ = [
     "AssociatedCode",
@@ -520,7 +521,7 @@ def _format_validation_error(where: str, exc: ValidationError) -> str:
 
 def _parse(text: str, where: str) -> Catalog:
     try:
-        raw: Any = yaml.safe_load(text)
+        raw: Any = load_yaml(text)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{where}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -40,6 +40,7 @@ from wiserpa.policy.rules import (
     Truth,
     compile_rule,
 )
+from wiserpa.policy.yaml_text import load_yaml
 
 __all__ = [
     "AFFIRMED_STATUSES",
@@ -387,7 +388,7 @@ def _expected_file_stem(policy_id: str) -> str:
 def load_file(name: str, text: str) -> PolicyCriteria:
     """Parse and check one criteria file; ``name`` is used in error messages and as ``source_file``."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise CriteriaLoadError(f"{name}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

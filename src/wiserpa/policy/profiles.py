@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wiserpa.policy.clock import BusinessCalendar, Duration, DurationUnit, ensure_utc
 from wiserpa.policy.validation import normalize_icd10cm
+from wiserpa.policy.yaml_text import load_yaml
 
 __all__ = [
     "ClaimsPolicy",
@@ -258,7 +259,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _read(where: Path | Traversable) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(where.read_text(encoding="utf-8"))
+        raw = load_yaml(where.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ProfileError(f"{where}: not valid YAML: {exc}") from exc
     except OSError as exc:

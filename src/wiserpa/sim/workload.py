@@ -17,11 +17,10 @@ from importlib.resources import files
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from wiserpa.policy.catalog import Catalog
 from wiserpa.policy.clock import BusinessCalendar
 from wiserpa.policy.validation import make_valid_mbi, make_valid_npi
+from wiserpa.policy.yaml_text import load_yaml
 
 __all__ = [
     "Arrival",
@@ -83,7 +82,7 @@ def parse_assumptions(text: str) -> Assumptions:
     """Parse an assumptions YAML document; refuse any leaf without a source."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    _flatten(yaml.safe_load(text) or {}, "", values, sources)
+    _flatten(load_yaml(text) or {}, "", values, sources)
     return Assumptions(values, sources)
 
 
