@@ -108,7 +108,8 @@ def main() -> None:
     print(f"  overall {rate:.1f} requests/s over {wall:.1f} s (incl. a year of ticks, sweeps)")
     if rate:
         est = 2 * 50_000 / rate
-        print(f"  50,000 requests x 2 profiles would take about {est:,.0f} s ({est / 60:.1f} min); goal 60 s")
+        print(f"  50,000 requests x 2 profiles would take about {est:,.0f} s ({est / 60:.1f} min) run {mode}; "
+              "goal 60 s with one process per profile")  # fmt: skip
     if handlers is not None:
         print("  where the time went (all profiles, wall seconds in each handler):")
         for name, (seconds, calls) in sorted(handlers.items(), key=lambda kv: -kv[1][0]):
