@@ -23,54 +23,44 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "src") not in sys.path:
     # After PYTHONPATH, so another copy of the tree can be measured with PYTHONPATH=/that/src.
     sys.path.append(str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
-from wiserpa.policy.profiles import load_profile  # noqa: E402
+from bench.scratch import simulator_run  # noqa: E402
+
 from wiserpa.requests import service as requests  # noqa: E402
 from wiserpa.requests.schemas import SubmitRequestIn  # noqa: E402
-from wiserpa.sim import engine  # noqa: E402
-from wiserpa.sim.workload import annual_volume, generate, load_assumptions  # noqa: E402
 
 
 def run(n: int, size: int, profile: bool, policy: str = "wiser-2026", sort: str = "tottime") -> float:
     """CPU ms per submission for batches of `size` on a fresh database."""
-    scenario = engine.Scenario(
-        state="WA", year=2026, scale=n / annual_volume(load_assumptions(), "WA"), seed=2026, requests=n
-    )
-    a = scenario.assumptions()
-    start, end = scenario.window()
-    workload = generate(a, engine.load_catalog_once(), state="WA", start=start, end=end, scale=scenario.scale,
-                        seed=scenario.seed, requests=n)  # fmt: skip
-    with engine._database(None) as url:
-        sim = engine._Run(scenario, a, workload, load_profile(policy), url, None)
-        with sim.rt.sessions() as session:
-            sim.setup(session)
-            episodes = sim.episodes
-            sim.clock.set(episodes[-1].arrival.at)
-            batches = []
-            for i in range(0, len(episodes), size):
-                items = []
-                for ep in episodes[i : i + size]:
-                    raw = sim._submission(ep)
-                    items.append(requests.Submission(
-                        sim.practices[ep.arrival.practice], SubmitRequestIn.model_validate(raw), raw,
-                        received_at=ep.arrival.at,
-                    ))  # fmt: skip
-                batches.append(items)
-            prof = cProfile.Profile() if profile else None
-            t0 = time.process_time()
-            if prof is not None:
-                prof.enable()
-            for k, items in enumerate(batches):
-                with session.begin_nested():
-                    requests.submit_many(session, sim.rt, items)
-                if k % 10 == 9:
-                    session.commit()
-            session.commit()
-            if prof is not None:
-                prof.disable()
-                pstats.Stats(prof).sort_stats(sort).print_stats(40)
-            cpu = time.process_time() - t0
-        sim.rt.engine.dispose()
+    with simulator_run(n, policy) as sim, sim.rt.sessions() as session:
+        sim.setup(session)
+        episodes = sim.episodes
+        sim.clock.set(episodes[-1].arrival.at)
+        batches = []
+        for i in range(0, len(episodes), size):
+            items = []
+            for ep in episodes[i : i + size]:
+                raw = sim._submission(ep)
+                items.append(requests.Submission(
+                    sim.practices[ep.arrival.practice], SubmitRequestIn.model_validate(raw), raw,
+                    received_at=ep.arrival.at,
+                ))  # fmt: skip
+            batches.append(items)
+        prof = cProfile.Profile() if profile else None
+        t0 = time.process_time()
+        if prof is not None:
+            prof.enable()
+        for k, items in enumerate(batches):
+            with session.begin_nested():
+                requests.submit_many(session, sim.rt, items)
+            if k % 10 == 9:
+                session.commit()
+        session.commit()
+        if prof is not None:
+            prof.disable()
+            pstats.Stats(prof).sort_stats(sort).print_stats(40)
+        cpu = time.process_time() - t0
     return cpu / len(episodes) * 1000
 
 

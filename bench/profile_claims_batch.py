@@ -23,14 +23,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from bench.scratch import simulator_run  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from wiserpa.claims import service as claims  # noqa: E402
 from wiserpa.claims.schemas import SubmitClaimIn  # noqa: E402
-from wiserpa.policy.profiles import load_profile  # noqa: E402
 from wiserpa.sim import engine  # noqa: E402
-from wiserpa.sim.workload import annual_volume, generate, load_assumptions  # noqa: E402
 
 
 def collect_claims(sim: engine._Run, session: Session) -> list[claims.ClaimSubmission]:
@@ -84,23 +84,13 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile each size once (slower figures)")
     args = ap.parse_args()
     n = args.requests
-    scenario = engine.Scenario(
-        state="WA", year=2026, scale=n / annual_volume(load_assumptions(), "WA"), seed=2026, requests=n
-    )
-    a = scenario.assumptions()
-    start, end = scenario.window()
-    workload = generate(a, engine.load_catalog_once(), state="WA", start=start, end=end, scale=scenario.scale,
-                        seed=scenario.seed, requests=n)  # fmt: skip
-    with engine._database(None) as url:
-        sim = engine._Run(scenario, a, workload, load_profile(args.policy), url, None)
-        with sim.rt.sessions() as session:
-            items = collect_claims(sim, session)
-            print(f"{len(items)} claims from {n} simulated requests ({args.policy})")
-            results: dict[int, list[float]] = {size: [] for size in args.sizes}
-            for _ in range(1 if args.profile else args.repeat):
-                for size in args.sizes:
-                    results[size].append(measure(sim, session, items, size, args.profile))
-        sim.rt.engine.dispose()
+    with simulator_run(n, args.policy) as sim, sim.rt.sessions() as session:
+        items = collect_claims(sim, session)
+        print(f"{len(items)} claims from {n} simulated requests ({args.policy})")
+        results: dict[int, list[float]] = {size: [] for size in args.sizes}
+        for _ in range(1 if args.profile else args.repeat):
+            for size in args.sizes:
+                results[size].append(measure(sim, session, items, size, args.profile))
     for size, figures in results.items():
         runs: Any = ", ".join(f"{f:.3f}" for f in figures)
         print(f"batches of {size:>3}: {min(figures):.3f} ms CPU per claim (min of {runs})")
