@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, inspect, select, update
+from sqlalchemy import and_, bindparam, func, inspect, select
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
@@ -32,7 +32,7 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.requests.status import OPEN, Status, is_deemed
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import note_updated, table_of
+from wiserpa.store.base import update_stored
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +85,12 @@ def _existing(session: Session, request_id: int) -> DeadlineMiss | None:
     return session.get(DeadlineMiss, request_id)
 
 
-_SETTLE = (
-    update(table_of(PaRequest))
-    .where(table_of(PaRequest).c.id == bindparam("request_id"))
-    .values(sweep_settled=True)
-)
-
-
 def _settle(session: Session, request: PaRequest) -> None:
     """Mark a request with a recorded miss that time cannot deem as needing nothing more from the sweep."""
     if request.deems_on_due or request.sweep_settled:
         return
     # A Core UPDATE: bookkeeping for the sweep, not a change of the request, so its version (ETag) stays.
-    session.connection().execute(_SETTLE, {"request_id": request.id})
-    set_committed_value(request, "sweep_settled", True)
-    note_updated(session, request)
+    update_stored(session, request, sweep_settled=True)
 
 
 def record_miss(
@@ -148,17 +139,6 @@ def record_miss(
     return miss
 
 
-_RESOLVE = (
-    update(table_of(DeadlineMiss))
-    .where(table_of(DeadlineMiss).c.request_id == bindparam("miss_id"))
-    .values(
-        resolution=bindparam("new_resolution"),
-        resolved_at=bindparam("new_resolved_at"),
-        late_seconds=bindparam("new_late_seconds"),
-    )
-)
-
-
 def _resolve(session: Session, miss: DeadlineMiss, **changes: Any) -> None:
     """Write a stored miss's resolution with one Core UPDATE, or through the ORM if it is new or changed."""
     state = inspect(miss)
@@ -168,12 +148,7 @@ def _resolve(session: Session, miss: DeadlineMiss, **changes: Any) -> None:
         return
     # A late clinician decision resolves an open miss in about half of the simulator's decisions; the ORM's
     # flush of that one dirty object was about a tenth of the decision (on_decide 1.68 -> 1.49 ms measured).
-    session.connection().execute(
-        _RESOLVE, {"miss_id": miss.request_id, **{f"new_{key}": value for key, value in changes.items()}}
-    )
-    for key, value in changes.items():
-        set_committed_value(miss, key, value)
-    note_updated(session, miss)
+    update_stored(session, miss, **changes)
 
 
 def live_late_seconds(miss: DeadlineMiss, now: dt.datetime) -> int:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, literal, select, type_coerce, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal, select, type_coerce
 from sqlalchemy.orm import Session, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
@@ -37,7 +37,7 @@ from wiserpa.policy.clock import BusinessCalendar, Duration, due_time
 from wiserpa.policy.profiles import PolicyProfile, calendar_for
 from wiserpa.requests.models import PaRequest
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import UTCDateTime, assemble, insert_adopted, note_updated, table_of
+from wiserpa.store.base import UTCDateTime, assemble, insert_adopted, table_of, update_stored
 from wiserpa.support.models import SupportCycle, SupportMessage, SupportTicket
 
 __all__ = [
@@ -177,22 +177,9 @@ def _ticket_to_change(session: Session, rt: Runtime, principal: Principal, ticke
     return _load(session, rt, principal, ticket_id, for_update=True)
 
 
-# Changes are written with Core statements and then held by the objects as committed (as reviews.decide does):
-# the unit of work's flush of a ticket, its cycle and a message cost more than the statements it issues.
-_TICKETS = table_of(SupportTicket)
-_CYCLES = table_of(SupportCycle)
-_UPDATE_TICKET = update(_TICKETS).where(_TICKETS.c.id == bindparam("_id"))
-_UPDATE_CYCLE = update(_CYCLES).where(_CYCLES.c.id == bindparam("_id"))
+# Changes are written with Core statements (store.base.update_stored, a message by one insert) and then held by
+# the objects as committed: the flush of a ticket, its cycle and a message cost more than its statements.
 _INSERT_MESSAGE = insert(table_of(SupportMessage))
-
-
-def _store(session: Session, obj: SupportTicket | SupportCycle, **changes: Any) -> None:
-    """Write changed columns of a loaded ticket or cycle with one Core UPDATE; the object holds them as stored."""
-    statement = _UPDATE_TICKET if isinstance(obj, SupportTicket) else _UPDATE_CYCLE
-    session.connection().execute(statement, {"_id": obj.id, **changes})
-    for key, value in changes.items():
-        set_committed_value(obj, key, value)
-    note_updated(session, obj)
 
 
 def _add_message(
@@ -341,10 +328,10 @@ def add_message(
     cycle = ticket.current_cycle
     first = kind == "response" and cycle.responded_at is None
     if first:
-        _store(session, cycle, responded_at=now, responded_by_user_id=principal.user_id)
-        _store(session, ticket, status="answered", updated_at=now)
+        update_stored(session, cycle, responded_at=now, responded_by_user_id=principal.user_id)
+        update_stored(session, ticket, status="answered", updated_at=now)
     else:
-        _store(session, ticket, updated_at=now)
+        update_stored(session, ticket, updated_at=now)
     audit.record(
         session,
         actor=principal.actor,
@@ -372,11 +359,11 @@ def resolve(
     if cycle.responded_at is None:
         if principal.role is Role.REVIEWER:
             # A resolution is a response: the practice heard back.
-            _store(session, cycle, responded_at=now, responded_by_user_id=principal.user_id)
+            update_stored(session, cycle, responded_at=now, responded_by_user_id=principal.user_id)
         else:
             # The practice closed it unanswered; a clock already run out stays a breach.
-            _store(session, cycle, closed_at=now)
-    _store(session, ticket, status="resolved", resolved_at=now, updated_at=now)
+            update_stored(session, cycle, closed_at=now)
+    update_stored(session, ticket, status="resolved", resolved_at=now, updated_at=now)
     _add_message(session, ticket, principal, "resolution", note or "", now)
     audit.record(
         session,
@@ -405,7 +392,7 @@ def reopen(
     cycle = _new_cycle(rt, ticket, seq=reopens + 1, start=now)
     insert_adopted(session, cycle)
     set_committed_value(ticket, "cycles", [*ticket.cycles, cycle])
-    _store(session, ticket, reopen_count=reopens, status="open", resolved_at=None, updated_at=now)
+    update_stored(session, ticket, reopen_count=reopens, status="open", resolved_at=None, updated_at=now)
     _add_message(session, ticket, principal, "reopen", reason, now)
     audit.record(
         session,
