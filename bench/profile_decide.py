@@ -27,20 +27,16 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import best_ms, on_each_database, profiling_options  # noqa: E402
+from bench.scratch import best_ms, migrated_runtime, on_each_database, profiling_options  # noqa: E402
 
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
 from wiserpa.auth.service import create_organization, create_user, principal_for  # noqa: E402
-from wiserpa.config import Settings  # noqa: E402
-from wiserpa.policy.clock import FixedClock  # noqa: E402
 from wiserpa.policy.validation import make_valid_npi  # noqa: E402
 from wiserpa.requests import service as requests  # noqa: E402
 from wiserpa.requests.models import PaRequest  # noqa: E402
 from wiserpa.requests.schemas import SubmitRequestIn  # noqa: E402
 from wiserpa.reviews import service as reviews  # noqa: E402
 from wiserpa.runtime import Runtime  # noqa: E402
-from wiserpa.store.db import make_engine  # noqa: E402
-from wiserpa.store.migrate import upgrade  # noqa: E402
 from wiserpa.synthetic import make_submission  # noqa: E402
 
 T0 = dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.UTC)
@@ -82,10 +78,7 @@ def print_profile(fn: Callable[[int], None], calls: int) -> None:
 
 def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float, float, float, float]:
     """Baseline, decide, light-worklist and past-due decide CPU ms per call on one database."""
-    engine = make_engine(url)
-    upgrade(engine)
-    clock = FixedClock(T0)
-    rt = Runtime.build(Settings(database_url=url, sweep_interval_seconds=0), clock=clock, engine=engine)
+    rt, clock = migrated_runtime(url, T0)
     with rt.sessions() as s:
         participant = create_organization(
             s, name="Participant", kind=OrgKind.PARTICIPANT, now=T0, state=STATE
@@ -150,7 +143,7 @@ def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float
     if profile:
         todo = todo[rounds * per_round :]
         print_profile(decide, per_round)
-    engine.dispose()
+    rt.engine.dispose()
     return base, dec, work, late
 
 

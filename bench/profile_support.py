@@ -24,15 +24,10 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import best_ms, on_each_database, profiling_options  # noqa: E402
+from bench.scratch import best_ms, migrated_runtime, on_each_database, profiling_options  # noqa: E402
 
 from wiserpa.auth.models import OrgKind, Role  # noqa: E402
 from wiserpa.auth.service import create_organization, create_user, principal_for  # noqa: E402
-from wiserpa.config import Settings  # noqa: E402
-from wiserpa.policy.clock import FixedClock  # noqa: E402
-from wiserpa.runtime import Runtime  # noqa: E402
-from wiserpa.store.db import make_engine  # noqa: E402
-from wiserpa.store.migrate import upgrade  # noqa: E402
 from wiserpa.support import service as support  # noqa: E402
 
 T0 = dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.UTC)
@@ -41,10 +36,7 @@ STATE = "TX"
 
 def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float, ...]:
     """Baseline, open, first response, resolve, answer (response + resolve) and read CPU ms per call."""
-    engine = make_engine(url)
-    upgrade(engine)
-    clock = FixedClock(T0)
-    rt = Runtime.build(Settings(database_url=url, sweep_interval_seconds=0), clock=clock, engine=engine)
+    rt, clock = migrated_runtime(url, T0)
     with rt.sessions() as s:
         participant = create_organization(
             s, name="Participant", kind=OrgKind.PARTICIPANT, now=T0, state=STATE
@@ -127,7 +119,7 @@ def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float
             answer(n)
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
-    engine.dispose()
+    rt.engine.dispose()
     return base, opened_ms, respond_ms, resolve_ms, answer_ms, read_ms
 
 

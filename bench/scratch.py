@@ -87,3 +87,18 @@ def simulator_run(requests: int, policy: str) -> Iterator[Any]:
             yield run
         finally:
             run.rt.engine.dispose()
+
+
+def migrated_runtime(url: str, at: Any) -> tuple[Any, Any]:
+    """(runtime, its fixed clock at `at`) on the database at `url`, migrated first; no background sweep."""
+    from wiserpa.config import Settings
+    from wiserpa.policy.clock import FixedClock
+    from wiserpa.runtime import Runtime
+    from wiserpa.store.migrate import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    clock = FixedClock(at)
+    return Runtime.build(
+        Settings(database_url=url, sweep_interval_seconds=0), clock=clock, engine=engine
+    ), clock
