@@ -12,6 +12,30 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite" and not connection.in_transaction():
+        _run_without_sqlite_foreign_keys(connection)
+        return
+    _configure_and_run(connection)
+
+
+def _run_without_sqlite_foreign_keys(connection: Connection) -> None:
+    # A batch operation rebuilds a SQLite table: copy, DROP, rename. With foreign keys enforced, that DROP deletes
+    # the rows of every table referencing it ON DELETE CASCADE (a request's lines, decisions, misses...), so
+    # migrations run with enforcement off (a PRAGMA that only takes effect outside a transaction) and the result
+    # is checked before enforcement comes back on for the pooled connection.
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        _configure_and_run(connection)
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows whose foreign keys point nowhere: {broken[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _configure_and_run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
