@@ -77,6 +77,13 @@ def pg_database() -> Iterator[str | None]:
         yield url
 
 
+def sqlite_copy(template: Path, directory: Path) -> str:
+    """The URL of a fresh copy of the migrated SQLite template in `directory`."""
+    path = directory / "test.db"
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
 def _truncate_pg(engine: Engine) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name != "audit_head")
     with engine.begin() as conn:
@@ -88,9 +95,7 @@ def _truncate_pg(engine: Engine) -> None:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     """A fresh, migrated, empty database on each backend."""
     if request.param == "sqlite":
-        path = tmp_path / "test.db"
-        shutil.copy(sqlite_template, path)
-        yield f"sqlite:///{path}"
+        yield sqlite_copy(sqlite_template, tmp_path)
         return
     url = request.getfixturevalue("pg_database")
     if url is None:
@@ -104,9 +109,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 @pytest.fixture
 def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     """A fresh SQLite database only (for tests that are not about storage)."""
-    path = tmp_path / "test.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
+    return sqlite_copy(sqlite_template, tmp_path)
 
 
 @pytest.fixture

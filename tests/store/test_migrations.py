@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from tests.conftest import PG_ENV, build_runtime, fresh_pg_database
+from tests.conftest import PG_ENV, build_runtime, fresh_pg_database, sqlite_copy
 from tests.deadlines.conftest import insert_open
 from wiserpa.deadlines.models import DeadlineMiss
 from wiserpa.deadlines.service import sweep
@@ -30,9 +29,7 @@ from wiserpa.store.registry import Base
 def own_db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     """A migrated database of this test's own: these tests change its schema, so it cannot be the shared one."""
     if request.param == "sqlite":
-        path = tmp_path / "own.db"
-        shutil.copy(sqlite_template, path)
-        yield f"sqlite:///{path}"
+        yield sqlite_copy(sqlite_template, tmp_path)
         return
     base = os.environ.get(PG_ENV)
     if not base:
