@@ -247,11 +247,13 @@ def _organization_id(
 
     from wiserpa.auth.models import Organization, OrgKind
     from wiserpa.auth.service import create_organization
+    from wiserpa.ids import parse_id
 
     if organization is None:
         return None
-    if organization.isdigit():
-        org = session.get(Organization, int(organization))
+    org_id = parse_id(organization)
+    if org_id is not None:
+        org = session.get(Organization, org_id)
         if org is None:
             err.print(f"[red]no organization {organization}[/red]")
             raise typer.Exit(2)

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal, authenticate
 from wiserpa.errors import ApiError, FieldError, Forbidden, Invalid
+from wiserpa.ids import MAX_ID, parse_id
 from wiserpa.runtime import Runtime
 from wiserpa.store.idempotency import IdempotencyConflict, Outcome, fingerprint, run_once
 
@@ -123,7 +124,7 @@ async def raw_json(request: Request) -> Any:
 
 
 # Ids are 64-bit in both databases; a larger number can name nothing, so it is refused before any query.
-IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 RawBody = Annotated[Any, Depends(raw_json)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
@@ -134,7 +135,8 @@ def if_match_version(if_match: str | None) -> int | None:
     if not if_match:
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    return int(tag) if tag.isdigit() else -1
+    version = parse_id(tag)
+    return -1 if version is None else version
 
 
 def once(session: Session, rt: Runtime, *, scope: str, key: str | None, raw: Any, work: Any) -> Outcome:

@@ -19,6 +19,7 @@ from wiserpa.errors import ApiError, Invalid
 from wiserpa.experience import service
 from wiserpa.experience.taxonomy import Obstacle, PatientImpact, labels
 from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once
+from wiserpa.ids import MAX_ID
 from wiserpa.store.idempotency import Outcome
 from wiserpa.web.auth import csrf_form, page_roles
 from wiserpa.web.views import page_router, redirect, register_nav, render
@@ -50,7 +51,7 @@ class ReportIn(BaseModel):
         min_length=1, max_length=NARRATIVE_MAX, description="No patient identifiers: such text is rejected"
     )
     request_id: int | None = Field(
-        default=None, ge=1, le=2**63 - 1, description="A request of your organization"
+        default=None, ge=1, le=MAX_ID, description="A request of your organization"
     )
 
     def as_kwargs(self) -> dict[str, Any]:

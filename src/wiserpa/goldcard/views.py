@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wiserpa.goldcard import service
 from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once, respond
+from wiserpa.ids import MAX_ID
 from wiserpa.store.idempotency import Outcome
 
 router = APIRouter(prefix="/api/v1/gold-cards", tags=["gold cards"])
@@ -36,7 +37,7 @@ class CaseIn(BaseModel):
     """One reviewed case."""
 
     model_config = ConfigDict(extra="forbid")
-    request_id: int = Field(ge=1, le=2**63 - 1)
+    request_id: int = Field(ge=1, le=MAX_ID)
     appropriate: bool
 
 

@@ -15,6 +15,7 @@ from wiserpa.auth.service import Principal
 from wiserpa.errors import Invalid
 from wiserpa.experience.taxonomy import TicketCategory, labels
 from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once
+from wiserpa.ids import MAX_ID, parse_id
 from wiserpa.store.idempotency import Outcome
 from wiserpa.support import service
 from wiserpa.web.auth import WebPrincipal, csrf_form, page_roles
@@ -33,7 +34,7 @@ class TicketIn(BaseModel):
     subject: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=4000)
     state: str | None = Field(default=None, min_length=2, max_length=2)
-    request_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    request_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     urgent_trigger: str | None = Field(
         default=None,
         max_length=40,
@@ -290,9 +291,8 @@ def support_new_post(
     errors: dict[str, str] = {}
     req_id: int | None = None
     if values.get("request_id", "").strip():
-        if values["request_id"].strip().isdigit():
-            req_id = int(values["request_id"].strip())
-        else:
+        req_id = parse_id(values["request_id"])
+        if req_id is None:
             errors["request_id"] = "enter a request number"
     for name, label, limit in (("subject", "a subject", 200), ("description", "what happened", 4000)):
         text = values.get(name, "").strip()
