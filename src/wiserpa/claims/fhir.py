@@ -160,7 +160,8 @@ def to_claim_in(raw: Any) -> SubmitClaimIn:
         line: dict[str, Any] = {
             "code": _first_code(it.get("productOrService")) or "",
             "modifiers": [c for m in it.get("modifier") or [] if (c := _first_code(m))],
-            "units": int(quantity) if isinstance(quantity, int | float) else quantity,
+            # A whole number only: 30.7 minutes is refused (422 naming the item), not cut to 30.
+            "units": int(quantity) if isinstance(quantity, float) and quantity.is_integer() else quantity,
             "date_of_service": it.get("servicedDate") or (it.get("servicedPeriod") or {}).get("start"),
             "rendering_npi": rendering or billing_npi,
             "place_of_service": _first_code(it.get("locationCodeableConcept")) or "",

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
+from wiserpa.audit.models import AuditHead
 from wiserpa.auth.models import Role
 from wiserpa.auth.scope import load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
@@ -178,6 +179,7 @@ class Authorization:
     decision_kind: str | None
     decided_at: dt.datetime | None
     valid_until: dt.date | None
+    predecessor_id: int | None
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,14 @@ class _Authorizations:
                 self.by_mbi.setdefault(auth.beneficiary_mbi, []).append(auth)
             if code is not None:
                 codes.add(code)
+        # A non-affirmation a resubmission replaced (one not withdrawn) no longer decides a claim: the
+        # resubmission does, once it matches, and until it is decided the line waits for it.
+        self.superseded = frozenset(
+            a.predecessor_id
+            for found in self.by_mbi.values()
+            for a in found
+            if a.predecessor_id is not None and a.status != Status.WITHDRAWN.value
+        )
 
     def for_code(self, *, mbi: str, category: str, code: str) -> list[Authorization]:
         """Authorizations of this beneficiary in the category whose request lists the code."""
@@ -298,6 +308,22 @@ class _Authorizations:
         ] or [{"utn": request.utn, "decided_at": _iso(d.decided_at), "decision": d.kind, "note": d.note}]
 
 
+def authorization_pays(rt: Runtime, st: AuthState, *, role: str, dos: dt.date) -> bool:
+    """True when this authorization, as time makes it now, pays a line of this role on this date of service.
+
+    An associated line of a primary affirmed by time or exemption is paid only when the profile says so.
+    """
+    if not st.covers(dos):
+        return False
+    if role != "associated":
+        return True
+    by_time_or_exemption = st.decision_kind in ("deemed", "exempt") or st.status in (
+        Status.DEEMED_AFFIRMED.value,
+        Status.EXEMPT_AFFIRMED.value,
+    )
+    return not by_time_or_exemption or rt.profile.claims.associated_payable_when_primary_deemed_or_exempt
+
+
 @dataclass(frozen=True)
 class Match:
     """The best authorization for a line, and what kind of match it is."""
@@ -306,8 +332,21 @@ class Match:
     state: AuthState | None = None
 
 
-def best_match(states: Iterable[AuthState], dos: dt.date, validity_days: int) -> Match:
-    """Choose among candidate authorizations: in force > non-affirmed > still open > expired > nothing."""
+def best_match(
+    states: Iterable[AuthState],
+    dos: dt.date,
+    validity_days: int,
+    *,
+    superseded: frozenset[int] = frozenset(),
+    zone: dt.tzinfo = dt.UTC,
+    follows_procedure: bool = False,
+) -> Match:
+    """Choose among candidate authorizations: in force > non-affirmed > still open > expired > nothing.
+
+    A non-affirmation in `superseded` (a resubmission replaced it) is not a candidate; `zone` is the state's
+    time zone, in which a non-affirmation's decision date is read. `follows_procedure` (an associated line):
+    an undecided request for this very date of service ranks before a non-affirmation.
+    """
     ranked: dict[str, list[AuthState]] = {"affirmed": [], "non_affirmed": [], "pending": [], "expired": []}
     for st in states:
         if st.request.status == Status.WITHDRAWN.value or dos < st.valid_from:
@@ -315,13 +354,21 @@ def best_match(states: Iterable[AuthState], dos: dt.date, validity_days: int) ->
         if st.covers(dos):
             ranked["affirmed"].append(st)
         elif st.status == Status.NON_AFFIRMED.value:
-            decided = st.request.decided_at or st.request.received_at
+            if st.request.id in superseded:
+                continue
+            decided = (st.request.decided_at or st.request.received_at).astimezone(zone)
             if dos <= decided.date() + dt.timedelta(days=validity_days):
                 ranked["non_affirmed"].append(st)
         elif st.status in OPEN:
             ranked["pending"].append(st)
         elif st.status in AFFIRMED_STATES:
             ranked["expired"].append(st)
+    if follows_procedure and ranked["non_affirmed"]:
+        # An associated line cannot say which of the day's procedures it served: while one requested for this
+        # date of service is undecided (and may yet be affirmed, or deemed), it waits rather than being denied.
+        same_day = [st for st in ranked["pending"] if st.request.date_of_service == dos]
+        if same_day:
+            ranked["non_affirmed"], ranked["pending"] = [], same_day
     for kind, found in ranked.items():
         if found:
             # The service's own request (same date of service) first, then the most recent.
@@ -372,9 +419,44 @@ def _line_context(
         return ("add_on" if info and info.add_on else "primary"), None, answer.category, None
     if answer.reason_code == "associated_service":
         cats = catalog.categories_for_associated(line.code)
+        excluded = _associated_exclusion(rt, data, line, cats[0])
+        if excluded is not None:
+            return "other", None, cats[0], excluded
         kind = next((a.kind for a in catalog.associated_codes(cats[0]) if a.code == line.code), None)
         return "associated", kind, cats[0], None
     return "other", None, answer.category, answer.reason
+
+
+def _associated_exclusion(rt: Runtime, data: SubmitClaimIn, line: ClaimLineIn, category: str) -> str | None:
+    """Why an associated line is outside WISeR (the exclusions its procedure would meet), or None.
+
+    The catalog answers "associated" before it looks at coverage, emergency, inpatient or place of service, so
+    the line's context is put to the category's procedure: an anesthesia line of a Medicare Advantage, emergency
+    or inpatient service is no more subject to WISeR than that service.
+    """
+    cat = rt.catalog.categories.get(category)
+    # A procedure code already in effect on the date of service, so the probe reaches the exclusions.
+    code = next(
+        (
+            c
+            for c in (cat.codes if cat else ())
+            if (info := rt.catalog.code_info(c)) is not None
+            and (info.effective_from is None or info.effective_from <= line.date_of_service)
+        ),
+        None,
+    )
+    if code is None:
+        return None
+    probe = rt.catalog.requires_pa(
+        code=code,
+        state=data.state,
+        date_of_service=line.date_of_service,
+        place_of_service=line.place_of_service,
+        coverage=data.coverage,
+        revenue_code=line.revenue_code,
+        modifiers=tuple(line.modifiers),
+    )
+    return probe.reason if probe.reason_code.startswith("excluded_") else None
 
 
 def _validate(
@@ -442,35 +524,46 @@ def _plan_line(
     validity = rt.profile.timelines.affirmation_validity_days
     dos = line.date_of_service
     mbi = data.beneficiary.mbi
+    zone = _zone(rt, data.state)
+
+    def choose(cands: Iterable[Authorization]) -> Match:
+        states = (auth_state(rt, r, now) for r in cands)
+        return best_match(
+            states,
+            dos,
+            validity,
+            superseded=auths.superseded,
+            zone=zone,
+            follows_procedure=role == "associated",
+        )
+
     if role in ("primary", "add_on"):
         utn_req = by_utn.get(i)
         note = ""
         if utn_req is not None:
             if line.code in auths.codes[utn_req.id]:
-                match = best_match([auth_state(rt, utn_req, now)], dos, validity)
+                match = choose([utn_req])
                 matched_by = "utn"
             else:
                 note = f"UTN {line.utn} does not cover {line.code}; "
                 match = Match("none")
             if match.kind == "none":
                 # The UTN did not settle it: look for this code's own authorization.
-                cands = auths.for_code(mbi=mbi, category=category, code=line.code)
-                match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
+                match = choose(auths.for_code(mbi=mbi, category=category, code=line.code))
                 matched_by = "beneficiary_code_date"
         else:
-            cands = auths.for_code(mbi=mbi, category=category, code=line.code)
-            match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
+            match = choose(auths.for_code(mbi=mbi, category=category, code=line.code))
             matched_by = "beneficiary_code_date"
         return _outcome_for_primary(auths, rt, i, line, role, category, match, matched_by, note)
     # Associated services follow the primary procedure's authorization, no UTN needed.
     utn_req = by_utn.get(i)
     cats = rt.catalog.categories_for_associated(line.code)
-    cands = (
-        [utn_req]
-        if utn_req is not None and utn_req.category in cats
-        else auths.for_categories(mbi=mbi, categories=cats)
-    )
-    match = best_match((auth_state(rt, r, now) for r in cands), dos, validity)
+    match = Match("none")
+    if utn_req is not None and utn_req.category in cats:
+        match = choose([utn_req])
+    if match.kind == "none":
+        # No UTN, or one that does not settle it (a resubmission replaced it): the beneficiary's authorizations.
+        match = choose(auths.for_categories(mbi=mbi, categories=cats))
     return _outcome_for_associated(auths, rt, i, line, kind, match)
 
 
@@ -521,11 +614,7 @@ def _outcome_for_associated(
     category = st.request.category if st else cats[0]
     label = kind or "associated"
     if match.kind == "affirmed" and st is not None:
-        by_time_or_exemption = st.decision_kind in ("deemed", "exempt") or st.status in (
-            Status.DEEMED_AFFIRMED.value,
-            Status.EXEMPT_AFFIRMED.value,
-        )
-        if not by_time_or_exemption or rt.profile.claims.associated_payable_when_primary_deemed_or_exempt:
+        if authorization_pays(rt, st, role="associated", dos=line.date_of_service):
             return LinePlan(
                 i, line, "associated", kind, category, LineOutcome.PAYABLE.value,
                 f"{label} service of {st.request.primary_code}, authorized by {st.request.utn} ({st.status})",
@@ -632,6 +721,44 @@ def submit_claims(
     return results
 
 
+def _join_procedure_episodes(
+    session: Session, rt: Runtime, data: SubmitClaimIn, plans: Sequence[LinePlan]
+) -> None:
+    """Put an unmatched associated line whose code several categories list into its procedure's episode.
+
+    01991 (anesthesia for a nerve block) belongs to both trigeminal neurolysis and epidural steroid injection:
+    the procedure on the same claim and date of service decides, else an episode already under review for this
+    beneficiary and date (the procedure's claim came first); only without either the catalog's first category.
+    """
+    for p in plans:
+        if p.role != "associated" or p.auth is not None or not p.needs_review:
+            continue
+        cats = rt.catalog.categories_for_associated(p.data.code)
+        if len(cats) < 2:
+            continue
+        dos = p.data.date_of_service
+        on_claim = [
+            q.category
+            for q in plans
+            if q.role in ("primary", "add_on") and q.category in cats and q.data.date_of_service == dos
+        ]
+        found = (
+            on_claim[0]
+            if on_claim
+            else session.scalars(
+                select(PrepaymentReview.category)
+                .where(
+                    PrepaymentReview.beneficiary_mbi == data.beneficiary.mbi,
+                    PrepaymentReview.date_of_service == dos,
+                    PrepaymentReview.category.in_(cats),
+                )
+                .order_by(PrepaymentReview.id)
+            ).first()
+        )
+        if found is not None:
+            p.category = found
+
+
 def _new_claim(
     session: Session,
     rt: Runtime,
@@ -648,6 +775,7 @@ def _new_claim(
     by_utn = _validate(auths, rt, data, at)
     codes = [ln.code for ln in data.lines]
     plans = [_plan_line(auths, rt, data, i, ln, codes, by_utn, at) for i, ln in enumerate(data.lines)]
+    _join_procedure_episodes(session, rt, data, plans)
     state = rt.catalog.state(data.state)
     assert state is not None  # checked by _validate
     # ---- every check passed; only an opened pre-payment review is written before the claim itself
@@ -684,6 +812,7 @@ def _new_claim(
             review = _episode_review(
                 session, rt, episodes, mbi=data.beneficiary.mbi, state=data.state,
                 participant=state.participant, category=p.category, dos=p.data.date_of_service, now=at,
+                procedure=p.role in ("primary", "add_on"),
             )  # fmt: skip
             _apply_review_to_line(line, review, at)
         lines.append(line)
@@ -736,6 +865,24 @@ def deemed_review_sql(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
+def _review_status_sql(status: str, now: dt.datetime) -> ColumnElement[bool]:
+    """Reviews whose status as of `now` (`review_status`) is `status`: a missed decision clock deems them."""
+    if status == "deemed_payable":
+        return or_(PrepaymentReview.status == status, deemed_review_sql(now))
+    if status == "under_review":
+        # Not `~deemed_review_sql(now)`: NOT of a NULL comparison (no decision clock yet) would drop the row.
+        still_due = or_(
+            PrepaymentReview.deems_on_miss.is_not(True),
+            PrepaymentReview.decision_due_at.is_(None),
+            PrepaymentReview.decision_due_at > now,
+        )
+        return and_(PrepaymentReview.status == status, still_due)
+    return PrepaymentReview.status == status
+
+
+_EPISODE_GUARD = select(AuditHead.id).where(AuditHead.id == 1).with_for_update()
+
+
 def _episode_review(
     session: Session,
     rt: Runtime,
@@ -747,11 +894,22 @@ def _episode_review(
     category: str,
     dos: dt.date,
     now: dt.datetime,
+    procedure: bool = False,
 ) -> PrepaymentReview:
-    """The review of this service episode: an existing one (any status), or a new one."""
+    """The review of this service episode: an existing one (any status), or a new one.
+
+    A procedure line with no review of its own category takes over a review its associated services opened
+    under another category their code also belongs to (an anesthesia claim that came first, 01991 filed under
+    trigeminal neurolysis for an epidural), so the episode's billers share one review.
+    """
     key = (category, dos)
     if key in cache:
         return cache[key]
+    if session.get_bind().dialect.name == "postgresql":
+        # Two billers of one episode at the same moment must not open two reviews: wait for the audit chain's
+        # head (the lock every audited write takes anyway, so no new lock order), then look. The other
+        # transaction has committed its review by then, and READ COMMITTED shows it to the next statement.
+        session.execute(_EPISODE_GUARD)
     found = session.scalars(
         select(PrepaymentReview)
         .where(
@@ -761,11 +919,62 @@ def _episode_review(
         )
         .order_by(PrepaymentReview.id.desc())
     ).first()
+    if found is None and procedure:
+        found = _adopt_associated_review(
+            session, rt, mbi=mbi, state=state, category=category, dos=dos, now=now
+        )
     if found is None:
         found = _open_review(session, rt, mbi=mbi, state=state, participant=participant, category=category,
                              dos=dos, now=now)  # fmt: skip
     cache[key] = found
     return found
+
+
+def _adopt_associated_review(
+    session: Session, rt: Runtime, *, mbi: str, state: str, category: str, dos: dt.date, now: dt.datetime
+) -> PrepaymentReview | None:
+    """Move to `category` an untouched review opened only for associated lines that `category` also lists."""
+    candidates = session.scalars(
+        select(PrepaymentReview)
+        .where(
+            PrepaymentReview.beneficiary_mbi == mbi,
+            PrepaymentReview.date_of_service == dos,
+            PrepaymentReview.category != category,
+            PrepaymentReview.status == "awaiting_documentation",
+            PrepaymentReview.documents_received_at.is_(None),
+        )
+        .order_by(PrepaymentReview.id)
+    ).all()
+    for review in candidates:
+        lines = _linked_lines(session, review.id)
+        if not lines or not all(
+            ln.role == "associated" and category in rt.catalog.categories_for_associated(ln.code)
+            for ln in lines
+        ):
+            continue
+        previous = review.category
+        policy_id = rt.catalog.governing_policy(category, state)
+        policy = rt.criteria.for_policy(policy_id) if policy_id else None
+        review.category = category
+        review.policy_id = policy_id
+        review.documentation_request = requirements(policy) if policy else []
+        review.events = [
+            *review.events,
+            {
+                "at": _iso(now),
+                "event": "recategorized",
+                "note": f"{previous} -> {category}: the procedure's claim",
+            },
+        ]
+        review.updated_at = now
+        for ln in lines:
+            ln.category = category
+        audit.record(
+            session, actor=audit.SYSTEM, action="prepayment_review.recategorize", object_type="prepayment_review",
+            object_id=review.id, outcome=category, at=now, details={"from": previous},
+        )  # fmt: skip
+        return review
+    return None
 
 
 def _open_review(
@@ -884,7 +1093,7 @@ def list_reviews(
     if principal.role is Role.REVIEWER:
         stmt = stmt.where(PrepaymentReview.state == principal.state)
     if status:
-        stmt = stmt.where(PrepaymentReview.status == status)
+        stmt = stmt.where(_review_status_sql(status, rt.clock.now()))
     stmt = stmt.order_by(PrepaymentReview.decision_due_at, PrepaymentReview.id).limit(limit)
     return list(session.scalars(stmt))
 
@@ -893,12 +1102,25 @@ def _linked_lines(session: Session, review_id: int) -> list[ClaimLine]:
     return list(session.scalars(select(ClaimLine).where(ClaimLine.prepayment_review_id == review_id)))
 
 
-def _settle_lines(session: Session, review: PrepaymentReview, now: dt.datetime) -> None:
-    """Carry the review's outcome onto every linked claim line that is still suspended."""
-    for line in _linked_lines(session, review.id):
-        if line.outcome == LineOutcome.SUSPENDED.value:
+def _settle_lines(
+    session: Session, review: PrepaymentReview, now: dt.datetime, *, rt: Runtime | None = None
+) -> None:
+    """Carry the review's outcome onto every linked claim line that is still suspended.
+
+    With `rt`, a line whose own authorization has come into force since intake (decided, or deemed by time)
+    is settled payable on that authorization instead: the review was only its fallback.
+    """
+    lines = _linked_lines(session, review.id)
+    paid = authorized_lines(session, rt, lines, now) if rt is not None else set()
+    for line in lines:
+        if line.outcome != LineOutcome.SUSPENDED.value:
+            continue
+        if line.id in paid:
+            line.outcome = LineOutcome.PAYABLE.value
+            line.outcome_reason = f"the authorization {line.authorization_utn} came into force after intake"
+        else:
             _apply_review_to_line(line, review, now)
-            line.decided_at = now
+        line.decided_at = now
 
 
 def submit_documents(
@@ -1082,7 +1304,7 @@ def decide_review(
     review.note = note
     review.updated_at = now
     review.events = [*review.events, {"at": _iso(now), "event": f"clinician_{decision}", "note": note}]
-    _settle_lines(session, review, now)
+    _settle_lines(session, review, now, rt=rt)
     audit.record(
         session, actor=principal.actor, action="prepayment_review.decide", object_type="prepayment_review",
         object_id=review.id, outcome=review.status, at=now, details={"reasons": list(reasons)},
@@ -1100,17 +1322,48 @@ def _line(claim: Claim, seq: int) -> ClaimLine:
     raise NotFound(f"claim {claim.id} has no line {seq}")
 
 
-def line_outcome(line: ClaimLine, review: PrepaymentReview | None, now: dt.datetime) -> str:
-    """A line's outcome as of now: an overturned appeal pays it; a deemed review pays a suspended line."""
+def line_outcome(
+    line: ClaimLine, review: PrepaymentReview | None, now: dt.datetime, *, authorized: bool = False
+) -> str:
+    """A line's outcome as of now: an overturned appeal pays it; a deemed review pays a suspended line.
+
+    `authorized`: the authorization the line waited for (undecided at intake) now pays it — decided since, or
+    deemed affirmed by time, which holds on every read whether or not a sweep ran (R3).
+    """
     if line.appeal_status == "overturned":
         return LineOutcome.PAYABLE.value
-    if line.outcome == LineOutcome.SUSPENDED.value and review is not None:
-        status = review_status(review, now)
+    if line.outcome == LineOutcome.SUSPENDED.value:
+        status = review_status(review, now) if review is not None else None
         if status in REVIEW_PAYABLE:
             return LineOutcome.PAYABLE.value
         if status == "non_affirmed":
             return LineOutcome.DENIED.value
+        if authorized:
+            return LineOutcome.PAYABLE.value
     return line.outcome
+
+
+_AUTHORIZATIONS_BY_ID = select(*(getattr(PaRequest, f.name) for f in fields(Authorization))).where(
+    PaRequest.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def authorized_lines(session: Session, rt: Runtime, lines: Iterable[ClaimLine], now: dt.datetime) -> set[int]:
+    """Ids of suspended lines whose authorization, undecided at intake, now pays them (read, nothing written)."""
+    waiting = [ln for ln in lines if ln.outcome == LineOutcome.SUSPENDED.value and ln.request_id is not None]
+    if not waiting:
+        return set()
+    ids = sorted({ln.request_id for ln in waiting if ln.request_id is not None})
+    rows = read_connection(session).execute(_AUTHORIZATIONS_BY_ID, {"ids": ids})
+    auths = {a.id: a for a in (Authorization(*r) for r in rows)}
+    out = set()
+    for ln in waiting:
+        auth = auths.get(ln.request_id) if ln.request_id is not None else None
+        if auth is not None and authorization_pays(
+            rt, auth_state(rt, auth, now), role=ln.role, dos=ln.date_of_service
+        ):
+            out.add(ln.id)
+    return out
 
 
 def appeal(
@@ -1176,28 +1429,39 @@ def record_appeal_outcome(
 # ---------------------------------------------------------------------------------------------- figures
 
 
+def lines_as_of(
+    session: Session, rt: Runtime, *conditions: ColumnElement[bool], now: dt.datetime
+) -> list[tuple[ClaimLine, str]]:
+    """The claim lines meeting `conditions`, each with its outcome as of `now` (`line_outcome`)."""
+    found = (
+        session.execute(
+            select(ClaimLine, PrepaymentReview)
+            .outerjoin(PrepaymentReview, PrepaymentReview.id == ClaimLine.prepayment_review_id)
+            .where(*conditions)
+        )
+        .tuples()
+        .all()
+    )
+    authorized = authorized_lines(session, rt, (line for line, _ in found), now)
+    return [(line, line_outcome(line, review, now, authorized=line.id in authorized)) for line, review in found]
+
+
 def participant_stats(
     session: Session, rt: Runtime, *, principal: Principal, participant: str | None = None
 ) -> list[dict[str, Any]]:
     """Per participant: lines, denials, appeals, overturns (CMS-0057-F approved-after-appeal), dollars."""
     if principal.role not in (Role.REVIEWER, Role.OVERSIGHT, Role.ADMIN):
         raise Forbidden("claim figures are for reviewers, oversight and administrators")
-    now = rt.clock.now()
-    stmt = (
-        select(ClaimLine, PrepaymentReview)
-        .outerjoin(PrepaymentReview, PrepaymentReview.id == ClaimLine.prepayment_review_id)
-        .where(ClaimLine.participant.is_not(None))
-    )
+    conditions: list[ColumnElement[bool]] = [ClaimLine.participant.is_not(None)]
     if principal.role is Role.REVIEWER:
         own = rt.catalog.state(principal.state or "")
-        stmt = stmt.where(ClaimLine.participant == (own.participant if own else ""))
+        conditions.append(ClaimLine.participant == (own.participant if own else ""))
     if participant:
-        stmt = stmt.where(ClaimLine.participant == participant)
+        conditions.append(ClaimLine.participant == participant)
     rows: dict[str, dict[str, Any]] = {}
-    for line, review in session.execute(stmt).tuples():
+    for line, current in lines_as_of(session, rt, *conditions, now=rt.clock.now()):
         assert line.participant is not None
         r = rows.setdefault(line.participant, _empty_stats(line.participant))
-        current = line_outcome(line, review, now)
         cents = line.allowed_cents or 0
         r["lines"] += 1
         if line.allowed_cents is None:
@@ -1252,13 +1516,19 @@ def reviews_for(session: Session, claim: Claim) -> dict[int, PrepaymentReview]:
     return {r.id: r for r in session.scalars(select(PrepaymentReview).where(PrepaymentReview.id.in_(ids)))}
 
 
-def claim_view(claim: Claim, reviews: Mapping[int, PrepaymentReview], *, now: dt.datetime) -> dict[str, Any]:
-    """The JSON representation of a claim with each line's current outcome."""
+def claim_view(
+    claim: Claim,
+    reviews: Mapping[int, PrepaymentReview],
+    *,
+    now: dt.datetime,
+    authorized: frozenset[int] | set[int] = frozenset(),
+) -> dict[str, Any]:
+    """The JSON representation of a claim with each line's current outcome (`authorized`: authorized_lines)."""
     lines = []
     totals = {f"{o.value}_usd": 0 for o in LineOutcome}
     for ln in claim.lines:
         review = reviews.get(ln.prepayment_review_id) if ln.prepayment_review_id else None
-        current = line_outcome(ln, review, now)
+        current = line_outcome(ln, review, now, authorized=ln.id in authorized)
         totals[f"{current}_usd"] += ln.allowed_cents or 0
         lines.append(
             {
@@ -1276,7 +1546,11 @@ def claim_view(claim: Claim, reviews: Mapping[int, PrepaymentReview], *, now: dt
                 "category": ln.category,
                 "outcome": current,
                 "outcome_at_intake": ln.outcome,
-                "reason": ln.outcome_reason,
+                "reason": (
+                    f"the authorization {ln.authorization_utn} came into force after intake"
+                    if ln.id in authorized and current != ln.outcome
+                    else ln.outcome_reason
+                ),
                 "reasons": ln.reasons,
                 "authorization": (
                     {"request_id": ln.request_id, "utn": ln.authorization_utn} if ln.request_id else None
@@ -1379,6 +1653,8 @@ __all__ = [
     "FeeSchedule",
     "appeal",
     "auth_state",
+    "authorization_pays",
+    "authorized_lines",
     "best_match",
     "claim_scope",
     "claim_view",
@@ -1386,6 +1662,7 @@ __all__ = [
     "decide_review",
     "get_review",
     "line_outcome",
+    "lines_as_of",
     "list_reviews",
     "load_claim",
     "load_fee_schedule",

@@ -29,7 +29,13 @@ API = "/api/v1/claims"
 
 def _claim_body(session: Any, rt: Any, claim: Any) -> dict[str, Any]:
     session.flush()
-    return service.claim_view(claim, service.reviews_for(session, claim), now=rt.clock.now())
+    now = rt.clock.now()
+    return service.claim_view(
+        claim,
+        service.reviews_for(session, claim),
+        now=now,
+        authorized=service.authorized_lines(session, rt, claim.lines, now),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- claims
@@ -261,8 +267,7 @@ def fhir_claim(
 
     def work() -> Outcome:
         claim = service.submit_claim(session, rt, principal=principal, data=data, raw=raw, channel="fhir")
-        session.flush()
-        view = service.claim_view(claim, service.reviews_for(session, claim), now=rt.clock.now())
+        view = _claim_body(session, rt, claim)
         return Outcome(201, claim_response(view, raw, now=rt.clock.now()))
 
     try:

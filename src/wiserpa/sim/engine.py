@@ -25,6 +25,7 @@ import signal
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -901,12 +902,12 @@ class _Run:
         misses = session.scalar(select(func.count()).select_from(DeadlineMiss)) or 0
         ledger = deadlines.penalty_ledger(session, self.rt, principal=self.overseer)
         priced = sum(line["amount_usd"] for line in ledger)
-        anes = session.execute(
-            select(ClaimLine.outcome, func.count())
-            .where(ClaimLine.kind == "anesthesia")
-            .group_by(ClaimLine.outcome)
-        ).all()
-        anes_by = {o: int(n) for o, n in anes}
+        # As every reader sees them now (a line that waited for its procedure's authorization is paid once the
+        # authorization is in force), not as they were at intake.
+        anes_by = Counter(
+            outcome
+            for _, outcome in claims.lines_as_of(session, self.rt, ClaimLine.kind == "anesthesia", now=now)
+        )
         claim_count = session.scalar(select(func.count()).select_from(Claim)) or 0
         cards = session.scalar(select(func.count()).select_from(GoldCard)) or 0
         comp = support.compliance(session, self.rt, principal=self.overseer, state=self.scenario.state)
