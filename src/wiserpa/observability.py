@@ -220,7 +220,7 @@ class RequestStateCollector(Collector):
                     (PaRequest.decision_kind == "deemed", 1),
                     (PaRequest.status.in_(open_) & (PaRequest.due_at <= at(0)), 1),
                     (
-                        (PaRequest.decision_kind == "clinician") & (PaRequest.decided_at > PaRequest.due_at),
+                        (PaRequest.decision_kind == "clinician") & (PaRequest.decided_at >= PaRequest.due_at),
                         1,
                     ),
                     else_=0,

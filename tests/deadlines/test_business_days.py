@@ -68,3 +68,60 @@ def test_business_day_due_times_and_the_exact_instant(
     assert _due(view) == expected_due, why
     assert _status_at(client, clock, view, expected_due - dt.timedelta(seconds=1)) == "pended"
     assert _status_at(client, clock, view, expected_due) == "deemed_affirmed"
+
+
+@pytest.mark.parametrize(
+    ("state", "received", "expected_due", "why"),
+    [
+        # Thu 2027-12-30 10:00 PST; Fri the 31st is New Year's Day 2028 observed: due Tue 2028-01-04 17:00 PST.
+        (
+            "WA",
+            dt.datetime(2027, 12, 30, 18, 0, tzinfo=UTC),
+            dt.datetime(2028, 1, 5, 1, 0, tzinfo=UTC),
+            "observed New Year's Day in the old year, due in the next year (and the next UTC day)",
+        ),
+        # Wed 2027-12-22 16:59 MST (day 0); Fri the 24th is Christmas observed: due Mon the 27th 17:00 MST.
+        (
+            "AZ",
+            dt.datetime(2027, 12, 22, 23, 59, tzinfo=UTC),
+            dt.datetime(2027, 12, 28, 0, 0, tzinfo=UTC),
+            "a minute before close counts that day; Arizona stays UTC-7",
+        ),
+        # Fri 2027-06-18 is Juneteenth observed (the 19th is a Saturday): day 0 Mon the 21st, due Wed 17:00 EDT.
+        (
+            "NJ",
+            dt.datetime(2027, 6, 18, 16, 0, tzinfo=UTC),
+            dt.datetime(2027, 6, 23, 21, 0, tzinfo=UTC),
+            "received on an observed holiday",
+        ),
+        # Fri 2027-11-05 16:00 EDT; clocks fall back on Sunday: due Tue the 9th 17:00 EST.
+        (
+            "OH",
+            dt.datetime(2027, 11, 5, 20, 0, tzinfo=UTC),
+            dt.datetime(2027, 11, 9, 22, 0, tzinfo=UTC),
+            "fall back between receipt and due time",
+        ),
+        # Sat 2026-12-26, after Christmas on Friday: day 0 Mon the 28th, due Wed the 30th 17:00 CST.
+        (
+            "OK",
+            dt.datetime(2026, 12, 26, 15, 0, tzinfo=UTC),
+            dt.datetime(2026, 12, 30, 23, 0, tzinfo=UTC),
+            "weekend after a holiday",
+        ),
+    ],
+)
+def test_business_day_due_times_in_each_states_zone(
+    client: TestClient,
+    clock,
+    submit_pended,
+    state: str,
+    received: dt.datetime,
+    expected_due: dt.datetime,
+    why: str,
+) -> None:
+    clock.set(received)
+    view = submit_pended(state=state, dos=received.date() + dt.timedelta(days=40))
+    assert view["state"] == state
+    assert _due(view) == expected_due, why
+    assert _status_at(client, clock, view, expected_due - dt.timedelta(seconds=1)) == "pended"
+    assert _status_at(client, clock, view, expected_due) == "deemed_affirmed"

@@ -113,3 +113,17 @@ def test_resolving_an_open_miss_is_undone_with_its_savepoint(rt, clock, submit_p
         s.commit()
     with rt.sessions() as s:
         assert s.get(DeadlineMiss, view["id"]).resolution == "still_open"  # type: ignore[union-attr]
+
+
+def test_a_clinician_decision_at_the_due_instant_is_a_miss_on_the_metrics_page(
+    client: TestClient, clock, submit_pended, make_actor
+) -> None:
+    """The due instant itself is late (as everywhere else): /metrics counts that decision as a miss."""
+    view = submit_pended()
+    clock.set(dt.datetime.fromisoformat(view["due_at"].replace("Z", "+00:00")))
+    reviewer = make_actor("reviewer")
+    r = client.post(
+        f"/api/v1/requests/{view['id']}/decision", json={"decision": "affirm"}, headers=reviewer.headers
+    )
+    assert r.status_code == 200 and r.json()["status"] == "affirmed"
+    assert 'wiserpa_deadline_misses{state="TX"} 1.0' in client.get("/metrics").text

@@ -49,7 +49,9 @@ class DeadlineMiss(Base):
     clock_started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     detected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    detected_by: Mapped[str] = mapped_column(String(30))  # sweep | clinician_decision | withdrawal | deemed
+    # sweep | clinician_decision | withdrawal | deemed; reads also show `time` for a miss not stored yet
+    # (deadlines.service.unrecorded_misses), which the sweep or a decision stores later.
+    detected_by: Mapped[str] = mapped_column(String(30))
     resolution: Mapped[str] = mapped_column(String(20))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # Seconds from the due time to the resolution; for a still-open miss, to the last time it was seen.

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, inspect, select
+from sqlalchemy import and_, bindparam, exists, func, inspect, select
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
@@ -93,6 +93,43 @@ def _settle(session: Session, request: PaRequest) -> None:
     update_stored(session, request, sweep_settled=True)
 
 
+def _new_miss(
+    rt: Runtime,
+    request: PaRequest,
+    *,
+    resolution: str,
+    resolved_at: dt.datetime | None,
+    late: int,
+    detected_at: dt.datetime,
+    via: str,
+) -> DeadlineMiss:
+    """A miss row for the request (not added to any session)."""
+    delay = None
+    if request.mac_received_at is not None:
+        delay = max(0, int((request.received_at - request.mac_received_at).total_seconds()))
+    return DeadlineMiss(
+        request_id=request.id,
+        participant=request.participant,
+        state=request.state,
+        category=request.category,
+        provider_npi=request.provider_npi,
+        urgency=request.urgency,
+        channel=request.channel,
+        month=_month(rt, request),
+        received_at=request.received_at,
+        mac_received_at=request.mac_received_at,
+        forwarding_delay_seconds=delay,
+        clock_started_at=request.clock_started_at,
+        due_at=request.due_at,
+        detected_at=detected_at,
+        detected_by=via,
+        resolution=resolution,
+        resolved_at=resolved_at,
+        late_seconds=late,
+        profile_id=request.profile_id,
+    )
+
+
 def record_miss(
     session: Session, rt: Runtime, request: PaRequest, *, now: dt.datetime, via: str = "sweep"
 ) -> DeadlineMiss | None:
@@ -104,29 +141,8 @@ def record_miss(
     late = max(0, int((late_end - request.due_at).total_seconds()))
     miss = _existing(session, request.id)
     if miss is None:
-        delay = None
-        if request.mac_received_at is not None:
-            delay = max(0, int((request.received_at - request.mac_received_at).total_seconds()))
-        miss = DeadlineMiss(
-            request_id=request.id,
-            participant=request.participant,
-            state=request.state,
-            category=request.category,
-            provider_npi=request.provider_npi,
-            urgency=request.urgency,
-            channel=request.channel,
-            month=_month(rt, request),
-            received_at=request.received_at,
-            mac_received_at=request.mac_received_at,
-            forwarding_delay_seconds=delay,
-            clock_started_at=request.clock_started_at,
-            due_at=request.due_at,
-            detected_at=now,
-            detected_by=via,
-            resolution=resolution,
-            resolved_at=resolved_at,
-            late_seconds=late,
-            profile_id=request.profile_id,
+        miss = _new_miss(
+            rt, request, resolution=resolution, resolved_at=resolved_at, late=late, detected_at=now, via=via
         )
         session.add(miss)
         session.info.setdefault(_PENDING, {})[request.id] = miss
@@ -443,19 +459,99 @@ def list_misses(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[DeadlineMiss], int]:
-    """Misses in the caller's scope, latest due first, and their total count."""
+    """Misses in the caller's scope, latest due first, and their total count.
+
+    Includes the misses time has made that no path has recorded yet (`unrecorded_misses`), so the answer does
+    not depend on whether a sweep ran.
+    """
     where = and_(
         *_filters(principal, participant=participant, state=state, month=month, resolution=resolution)
     )
+    extra = unrecorded_misses(
+        session,
+        rt,
+        principal=principal,
+        participant=participant,
+        state=state,
+        month=month,
+        resolution=resolution,
+    )
+    ordered = (
+        select(DeadlineMiss).where(where).order_by(DeadlineMiss.due_at.desc(), DeadlineMiss.request_id.desc())
+    )
     total = session.scalar(select(func.count()).select_from(DeadlineMiss).where(where)) or 0
-    rows = session.scalars(
-        select(DeadlineMiss)
-        .where(where)
-        .order_by(DeadlineMiss.due_at.desc(), DeadlineMiss.request_id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+    if not extra:
+        return list(session.scalars(ordered.limit(limit).offset(offset)).all()), total
+    # Recorded since the read above (a sweep committing meanwhile on PostgreSQL): listed once, as recorded.
+    recorded = set(session.scalars(_MISSES_AMONG, {"ids": [m.request_id for m in extra]}))
+    extra = [m for m in extra if m.request_id not in recorded]
+    stored = list(session.scalars(ordered.limit(offset + limit)).all())
+    merged = sorted([*stored, *extra], key=lambda m: (m.due_at, m.request_id), reverse=True)
+    return merged[offset : offset + limit], total + len(extra)
+
+
+def unrecorded_misses(
+    session: Session,
+    rt: Runtime,
+    *,
+    principal: Principal,
+    participant: str | None = None,
+    state: str | None = None,
+    month: str | None = None,
+    resolution: str | None = None,
+) -> list[DeadlineMiss]:
+    """Misses that time has made but no path has recorded yet (no sweep since the due time), not stored.
+
+    A miss is a function of time, like deemed approval: a request undecided at its due instant missed it
+    whether or not the sweep has run. These rows say so on every read (`detected_by="time"`, detected at the
+    due instant); the sweep or a decision later stores the same miss.
+    """
+    if resolution and resolution not in (Resolution.DEEMED, Resolution.STILL_OPEN):
+        return []
+    now = rt.clock.now()
+    conditions = [_due_condition(now), ~exists().where(DeadlineMiss.request_id == PaRequest.id)]
+    if principal.role is Role.REVIEWER:
+        conditions.append(PaRequest.state == principal.state)
+    elif principal.role not in (Role.OVERSIGHT, Role.ADMIN):
+        raise Forbidden("deadline misses and penalties are for reviewers, oversight and admins")
+    if participant:
+        conditions.append(func.lower(PaRequest.participant) == participant.lower())
+    if state:
+        conditions.append(PaRequest.state == state.upper())
+    found = []
+    for request in session.scalars(_UNRECORDED.where(*conditions)):
+        if is_deemed(request, now):
+            miss = _new_miss(
+                rt,
+                request,
+                resolution=Resolution.DEEMED,
+                resolved_at=request.due_at,
+                late=0,
+                detected_at=request.due_at,
+                via="time",
+            )
+        else:
+            late = max(0, int((now - request.due_at).total_seconds()))
+            miss = _new_miss(
+                rt,
+                request,
+                resolution=Resolution.STILL_OPEN,
+                resolved_at=None,
+                late=late,
+                detected_at=request.due_at,
+                via="time",
+            )
+        if (resolution and miss.resolution != resolution) or (month and miss.month != month):
+            continue
+        found.append(miss)
+    return found
+
+
+_UNRECORDED = (
+    select(PaRequest)
+    .options(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+    .order_by(PaRequest.due_at, PaRequest.id)
+)
 
 
 @dataclass
@@ -514,7 +610,12 @@ def penalty_ledger(
     policy = rt.profile.penalties
     where = and_(*_filters(principal, participant=participant, state=state, month=month))
     lines: dict[tuple[str, str], LedgerLine] = {}
-    for miss in session.scalars(select(DeadlineMiss).where(where).order_by(DeadlineMiss.month)):
+    stored = list(session.scalars(select(DeadlineMiss).where(where).order_by(DeadlineMiss.month)))
+    seen = {m.request_id for m in stored}
+    extra = unrecorded_misses(
+        session, rt, principal=principal, participant=participant, state=state, month=month
+    )
+    for miss in [*stored, *(m for m in extra if m.request_id not in seen)]:
         line = lines.setdefault(
             (miss.participant, miss.month), LedgerLine(miss.participant, miss.state, miss.month)
         )
@@ -544,4 +645,5 @@ __all__: Sequence[str] = (
     "record_miss",
     "run_cli_sweep",
     "sweep",
+    "unrecorded_misses",
 )
