@@ -50,6 +50,7 @@ def fine_data(draw: st.DrawFn) -> tuple[m.FineData, list[str]]:
                 row["timeliness.on_time"] = decided - late_decided
                 row["timeliness.late"] = late_decided + late_open
                 row["timeliness.not_yet_due"] = open_ - late_open
+                row["timeliness.withdrawn"] = outcomes["withdrawn"]  # withdrawn before their due time
                 row["dur_n"] = decided
                 row["dur_sum_hours"] = 10.0 * decided
                 data.requests[(p, "TX", "cat", month, u)] = row

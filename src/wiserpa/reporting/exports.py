@@ -12,6 +12,7 @@ import csv
 import io
 from typing import Any
 
+from wiserpa.reporting.metrics import URGENCIES
 from wiserpa.reporting.service import MEASURES, MONTHLY, SCHEMA_VERSION, STAT_NAMES, PublicReport
 
 __all__ = ["COLUMNS", "SUPPRESSED", "schema", "to_csv", "to_json"]
@@ -19,6 +20,19 @@ __all__ = ["COLUMNS", "SUPPRESSED", "schema", "to_csv", "to_json"]
 SUPPRESSED = "S"
 KEY_COLUMNS = ("participant", "state", "period", "grain")
 COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *MEASURES, *STAT_NAMES)
+# The count each statistic is computed over (its grains are that count's grains).
+STAT_POPULATION: dict[str, str] = {
+    **dict.fromkeys(
+        ("pct_decided_within_timeline", "pct_affirmed", "pct_non_affirmed", "pct_deemed", "penalty_usd"),
+        "requests",
+    ),
+    **{f"{k}_{u}": f"urgency.{u}" for u in URGENCIES for k in ("mean_hours", "median_hours", "p90_hours")},
+    **dict.fromkeys(
+        ("pct_claim_denials_appealed", "pct_claim_denials_overturned", "averted_usd", "overturned_usd"),
+        "claim_denials",
+    ),
+    "pct_support_sla_met": "support_cycles",
+}
 
 
 def _cell(report: PublicReport, row: dict[str, Any], col: str) -> tuple[Any, bool]:
@@ -29,8 +43,11 @@ def _cell(report: PublicReport, row: dict[str, Any], col: str) -> tuple[Any, boo
     if col in MEASURES:
         applicable = row["grain"] == "year" or col in MONTHLY
         return value, applicable and value is None
-    # A statistic is "suppressed" when it is hidden although its population is published at this grain.
-    return value, value is None and row.get("requests") is not None and row["requests"] > 0
+    # A statistic is published at the grains of the count it is computed over; there, a missing value is
+    # "suppressed" unless that count is a published 0 (nothing to compute). A hidden count hides it too.
+    population = STAT_POPULATION.get(col, "requests")
+    applicable = row["grain"] == "year" or population in MONTHLY
+    return value, applicable and value is None and (row[population] is None or row[population] > 0)
 
 
 def to_csv(report: PublicReport, grain: str | None = None) -> str:

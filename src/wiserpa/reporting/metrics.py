@@ -70,7 +70,9 @@ __all__ = [
 OUTCOMES = ("affirmed", "non_affirmed", "exempt", "gold_card", "deemed", "withdrawn", "pending")
 CHANNELS = ("portal", "mac_forwarded", "fhir")
 URGENCIES = ("standard", "expedited")
-TIMELINESS = ("on_time", "late", "not_yet_due")  # + outcome "withdrawn" completes the partition
+# A partition of the requests: "withdrawn" is a withdrawal that missed no deadline (one withdrawn at or after
+# its due time while undecided, or after a late decision, is late: a deadline miss, as in the penalty ledger).
+TIMELINESS = ("on_time", "late", "not_yet_due", "withdrawn")
 RESUB_OUTCOMES = ("affirmed", "non_affirmed", "other")
 APPEAL_STATES = ("not_appealed", "appeal_pending", "upheld", "overturned")
 SUPPORT_STATES = ("met", "missed", "open", "closed_unanswered")
@@ -262,20 +264,29 @@ def request_rows(
     decided_time = case((deemed, PaRequest.due_at), else_=PaRequest.decided_at)
     decided_by_someone = eff.in_(_DECIDED_BY_SOMEONE)
     on_time = and_(decided_by_someone, PaRequest.decided_at < PaRequest.due_at)
+    # A withdrawn request missed its deadline when it was decided late, or withdrawn undecided at or after
+    # its due time (deadlines.service._resolution); the withdrawal is the request's last change (updated_at).
+    withdrawn = eff == Status.WITHDRAWN.value
+    withdrawn_when = func.coalesce(PaRequest.decided_at, PaRequest.updated_at)
+    withdrawn_late = and_(withdrawn, withdrawn_when >= PaRequest.due_at)
+    withdrawn_in_time = and_(withdrawn, withdrawn_when < PaRequest.due_at)
     late = or_(
         and_(decided_by_someone, PaRequest.decided_at >= PaRequest.due_at),
         deemed,
         and_(eff.in_(_OPEN), PaRequest.due_at <= now_lit),
+        withdrawn_late,
     )
     not_yet_due = and_(eff.in_(_OPEN), PaRequest.due_at > now_lit)
     has_decision = or_(decided_by_someone, deemed)
     hours = _seconds_between(conn, decided_time, PaRequest.received_at) / 3600.0
     is_resub = PaRequest.predecessor_id.is_not(None)
 
-    approved_after_appeal = and_(eff == Status.NON_AFFIRMED.value, PaRequest.id.in_(_appealed_ids()))
+    approved_after_appeal = and_(eff == Status.NON_AFFIRMED.value, PaRequest.id.in_(_appealed_ids(now)))
     if not appeals:
         approved_after_appeal = literal(False)
-    late_seconds, price = _penalty_sql(conn, now, penalties, late, decided_time, eff)
+    # When lateness ends: the decision (deemed: the due instant), else the withdrawal.
+    ended = case((deemed, PaRequest.due_at), else_=withdrawn_when)
+    late_seconds, price = _penalty_sql(conn, now, penalties, late, ended, eff)
     month = _month_sql(conn, PaRequest.received_at, period)
 
     def flag(cond: ColumnElement[bool]) -> ColumnElement[int]:
@@ -295,6 +306,7 @@ def request_rows(
             flag(on_time).label("on_time"),
             flag(late).label("late"),
             flag(not_yet_due).label("not_yet_due"),
+            flag(withdrawn_in_time).label("withdrawn_in_time"),
             flag(is_resub).label("resub"),
             flag(approved_after_appeal).label("aaa"),
             flag(has_decision).label("decided"),
@@ -314,6 +326,7 @@ def request_rows(
         func.sum(r.on_time),
         func.sum(r.late),
         func.sum(r.not_yet_due),
+        func.sum(r.withdrawn_in_time),
         func.sum(r.resub),
         _one(and_(r.resub == 1, r.eff.in_(_APPROVED))),
         _one(and_(r.resub == 1, r.eff == Status.NON_AFFIRMED.value)),
@@ -333,7 +346,7 @@ def request_rows(
     return out
 
 
-def _appealed_ids() -> Select[Any] | CompoundSelect[Any]:
+def _appealed_ids(now: dt.datetime) -> Select[Any] | CompoundSelect[Any]:
     """Ids of requests later approved another way ("approved after appeal", CMS-0057-F, once non-affirmed).
 
     By an affirmed resubmission (WISeR's route back) or by an overturned appeal of the claim line it
@@ -343,20 +356,29 @@ def _appealed_ids() -> Select[Any] | CompoundSelect[Any]:
     statistics can see the column as one value (NULL), uses the index for a range but not for NOT NULL.
     """
     succ = PaRequest.__table__.alias("succ")
-    resubmitted = select(succ.c.predecessor_id).where(succ.c.predecessor_id > 0, succ.c.status.in_(_APPROVED))
+    # The resubmission's *effective* status (effective_status_sql's rule on the alias): one deemed by time
+    # approves its predecessor whether or not the sweep has stored it.
+    deemed_now = and_(
+        succ.c.deems_on_due.is_(True),
+        succ.c.status.in_(_OPEN),
+        succ.c.due_at <= literal(now, succ.c.due_at.type),
+    )
+    resubmitted = select(succ.c.predecessor_id).where(
+        succ.c.predecessor_id > 0, or_(succ.c.status.in_(_APPROVED), deemed_now)
+    )
     if not _table_present("claim_lines"):
         return resubmitted
     lines = Base.metadata.tables["claim_lines"]
     return resubmitted.union(select(lines.c.request_id).where(lines.c.appeal_status == "overturned"))
 
 
-def approved_after_appeal(conn: Connection, period: str = "month") -> dict[Any, int]:
+def approved_after_appeal(conn: Connection, now: dt.datetime, period: str = "month") -> dict[Any, int]:
     """Non-affirmed requests later approved, by (participant, state, category, month, urgency)."""
     month = _month_sql(conn, PaRequest.received_at, period)
     dims = [PaRequest.participant, PaRequest.state, PaRequest.category, month, PaRequest.urgency]
     stmt = (
         select(*dims, func.count())
-        .where(PaRequest.id.in_(_appealed_ids()), PaRequest.status == Status.NON_AFFIRMED.value)
+        .where(PaRequest.id.in_(_appealed_ids(now)), PaRequest.status == Status.NON_AFFIRMED.value)
         .group_by(*dims)
     )
     return {tuple(str(v) for v in row[:5]): int(row[5]) for row in conn.execute(stmt)}
@@ -399,14 +421,16 @@ def _support(conn: Connection, now: dt.datetime) -> dict[Any, dict[str, float]]:
     cycles = Base.metadata.tables["support_cycles"]
     now_lit = literal(now, cycles.c.due_at.type)
     responded, closed, due = cycles.c.responded_at, cycles.c.closed_at, cycles.c.due_at
-    met = and_(responded.is_not(None), responded <= due)
+    # The window ends at the due instant, as in support.service.breached_sql (and as a request is deemed
+    # at now >= due_at): an answer or a closure at that very instant is a miss.
+    met = and_(responded.is_not(None), responded < due)
     missed = or_(
-        and_(responded.is_not(None), responded > due),
+        and_(responded.is_not(None), responded >= due),
         and_(responded.is_(None), closed.is_(None), due <= now_lit),
-        and_(responded.is_(None), closed.is_not(None), closed > due),
+        and_(responded.is_(None), closed.is_not(None), closed >= due),
     )
     open_ = and_(responded.is_(None), closed.is_(None), due > now_lit)
-    closed_unanswered = and_(responded.is_(None), closed.is_not(None), closed <= due)
+    closed_unanswered = and_(responded.is_(None), closed.is_not(None), closed < due)
     month = _month_sql(conn, cycles.c.started_at)
     dims = [cycles.c.participant, cycles.c.state, month]
     stmt = select(

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 # 16,384 ids: the newest block, summed again on most reports, takes tens of milliseconds; a million
 # requests make ~60 blocks, a few hundred kilobytes of stored rows in all.
 CHUNK = 16_384
-FORMAT = 1  # bump when the payload or what it holds changes: stored blocks are then summed again
+FORMAT = 2  # bump when the payload or what it holds changes: stored blocks are then summed again
 _OPEN = [s.value for s in OPEN]
 
 
@@ -193,7 +193,7 @@ def collect(conn: Connection, *, now: dt.datetime, penalties: PenaltyPolicy) -> 
     m.merge_histograms(data.durations, m.duration_histogram(conn, now=now, where=open_))
     lap("open_requests")
     zero = dict.fromkeys(m.REQUEST_FIELDS, 0.0)
-    for k, n in m.approved_after_appeal(conn).items():
+    for k, n in m.approved_after_appeal(conn, now).items():
         data.requests.setdefault(k, dict(zero))["approved_after_appeal"] += n
     lap("approved_after_appeal")
     m.collect_others(conn, data)

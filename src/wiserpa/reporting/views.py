@@ -61,6 +61,8 @@ def _headers(report: PublicReport) -> dict[str, str]:
 def _year(report: PublicReport, year: str | None) -> str | None:
     if year is None:
         return report.years[-1] if report.years else None
+    if not (len(year) == 4 and year.isascii() and year.isdigit()):
+        raise Invalid("year must be a four-digit year", [FieldError("year", "use a year such as 2026")])
     if year not in report.years:
         raise NotFound(f"no figures for year {year}")
     return year
@@ -134,6 +136,11 @@ def _fmt(v: float | int | None, unit: str = "") -> str:
     if isinstance(v, float) and not v.is_integer():
         return f"{v:,.1f}{unit}"
     return f"{int(v):,}{unit}"
+
+
+def _fmt_unsuppressed(v: float | int | None, unit: str = "") -> str:
+    """As ``_fmt`` for the oversight pages, where nothing is suppressed: a missing figure is "—"."""
+    return "—" if v is None else _fmt(v, unit)
 
 
 def _dashboard_charts(report: PublicReport, year: str) -> dict[str, str]:
@@ -350,7 +357,7 @@ def oversight_reports(
         cuts=cuts,
         period=period,
         ledger=ledger,
-        **_common(report, y),
+        **{**_common(report, y), "fmt": _fmt_unsuppressed},
     )
 
 

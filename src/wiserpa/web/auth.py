@@ -51,8 +51,9 @@ def csrf_field(request: Request, form: str) -> Markup:
     return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">')
 
 
-def _same_origin(request: Request) -> bool:
-    # Browsers send Origin on POST; when present it must be this site (defence in depth beside the token).
+def same_origin(request: Request) -> bool:
+    """Whether a POST came from this site: browsers send Origin on POST; when present it must be ours."""
+    # Defence in depth beside the token; the only check on the sign-in form, which has no token yet.
     origin = request.headers.get("origin")
     if not origin or origin == "null":
         return origin is None
@@ -70,7 +71,7 @@ def csrf_form(form: str) -> Callable[[Request], Awaitable[FormData]]:
             not key
             or not isinstance(sent, str)
             or not hmac.compare_digest(sent, csrf_token(key, form))
-            or not _same_origin(request)
+            or not same_origin(request)
         ):
             raise CsrfRejected(form)
         return data

@@ -14,6 +14,7 @@ from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, Invalid
 from wiserpa.http import IdPath, RuntimeDep, SessionDep
+from wiserpa.ids import parse_id
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
 from wiserpa.requests.status import OPEN
@@ -135,6 +136,18 @@ def decide_post(
     note = str(form.get("note") or "").strip()[:4000] or None
     version = str(form.get("version") or "")
     values = {"decision": decision, "reasons": reasons, "note": note or ""}
+    expected_version = parse_id(version)
+    if version and expected_version is None:
+        return _page(
+            request,
+            session,
+            rt,
+            principal,
+            request_id,
+            {"form": "version: not a request version; reload the page and decide again"},
+            values,
+            422,
+        )
     if decision not in ("affirm", "non_affirm"):
         return _page(
             request,
@@ -155,7 +168,7 @@ def decide_post(
             outcome=decision,
             reasons=reasons if decision == "non_affirm" else [],
             note=note,
-            expected_version=int(version) if version.isdigit() else None,
+            expected_version=expected_version,
         )
         session.commit()
     except Invalid as exc:
@@ -217,8 +230,8 @@ def information_post(
 
 
 def _int(value: object) -> int:
-    text = str(value or "")
-    return int(text) if text.isdigit() else 0  # 0 never matches a row: a 404 page
+    number = parse_id(value)
+    return 0 if number is None else number  # 0 never matches a row: a 404 page
 
 
 def _local_time(rt: Runtime, request_id: int, session: Any, raw: str) -> dt.datetime:

@@ -30,6 +30,7 @@ from wiserpa.web.auth import (
     csrf_field,
     csrf_form,
     safe_next,
+    same_origin,
 )
 
 HERE = Path(__file__).parent
@@ -243,6 +244,10 @@ def login(
     next: str = Form("/", max_length=500),
 ) -> Response:
     """Check the key and keep it in an HttpOnly, SameSite=Strict cookie."""
+    if not same_origin(request):
+        # Login CSRF: another site must not sign a visitor in under its own key (whatever the visitor then
+        # typed into the forms — patients' MBIs included — would land in that site's organization).
+        return error_page(request, 403, "Sign-in refused", "Sign in from this site's own sign-in form.")
     limiter: AuthFailureLimiter = request.app.state.auth_limiter
     client = request.client.host if request.client else "unknown"
     if limiter.blocked(client):
