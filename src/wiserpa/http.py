@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal, authenticate
 from wiserpa.errors import ApiError, FieldError, Forbidden, Invalid
+from wiserpa.fhir.outcome import Issue, operation_outcome
 from wiserpa.ids import MAX_ID, parse_id
 from wiserpa.runtime import Runtime
 from wiserpa.store.idempotency import IdempotencyConflict, Outcome, fingerprint, run_once
@@ -245,7 +246,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await _send_413(send, self.max_bytes)
+                    await _send_413(scope, send, self.max_bytes)
                     return
         received = 0
 
@@ -261,28 +262,34 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, send)
         except BodyTooLarge:
-            await _send_413(send, self.max_bytes)
+            await _send_413(scope, send, self.max_bytes)
 
 
 class BodyTooLarge(Exception):
     """Raised mid-stream when a body passes the limit."""
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
+async def _send_413(scope: Scope, send: Send, limit: int) -> None:
+    message = f"request body over {limit} bytes"
+    if str(scope.get("path", "")).startswith("/fhir"):
+        # FHIR clients get their own error shape (PAS spec-39): an OperationOutcome naming the body.
+        issue = Issue("error", "too-costly", f"{message}: at most {limit} bytes", ["Bundle"])
+        content_type, payload = b"application/fhir+json", operation_outcome([issue])
+    else:
+        content_type = b"application/json"
+        payload = {
             "error": {
                 "code": "too_large",
-                "message": f"request body over {limit} bytes",
+                "message": message,
                 "fields": [{"field": "body", "message": f"at most {limit} bytes"}],
             }
         }
-    ).encode()
+    body = json.dumps(payload).encode()
     await send(
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -50,11 +50,14 @@ def capability_statement(*, base_url: str, date: str) -> dict[str, Any]:
                 "resource": [
                     {
                         "type": "Claim",
+                        "documentation": "POST /fhir/Claim (create) files a Medicare claim for payment "
+                        "(matched to its prior authorization); $submit and $inquire are PAS.",
                         "supportedProfile": [
                             "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/profile-claim",
                             "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/profile-claim-update",
                             "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/profile-claim-inquiry",
                         ],
+                        "interaction": [{"code": "create"}],
                         "operation": [
                             {
                                 "name": "submit",

@@ -28,6 +28,7 @@ IssueCode = Literal[
     "duplicate",
     "processing",
     "informational",
+    "too-costly",
 ]
 
 

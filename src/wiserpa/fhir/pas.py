@@ -782,6 +782,8 @@ class _Mapper:
 
     def lines(self, items: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        # A rule about the lines as a whole (how many) is about Claim.item.
+        self.paths[("lines",)] = f"{self.cp}.item"
         for i, item in items:
             ip = fhirpath(self.cp, "item", i)
             codings = _codings(item.get("productOrService"))

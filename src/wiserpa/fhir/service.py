@@ -24,6 +24,7 @@ from wiserpa.fhir.models import FhirBundle
 from wiserpa.fhir.outcome import FhirError, Issue, IssueCode
 from wiserpa.fhir.pas import PasOutcome, PasSubmission, UpdateOrCancel
 from wiserpa.fhir.validation import fhirpath
+from wiserpa.ids import parse_id
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest, RequestLine
 from wiserpa.requests.schemas import SubmitRequestIn
@@ -35,6 +36,7 @@ __all__ = [
     "api_error_to_fhir",
     "inquire",
     "pas_outcome",
+    "replay_response",
     "require_provider",
     "response_for_request",
     "stored_bundle",
@@ -236,6 +238,8 @@ def _find_original(session: Session, rt: Runtime, principal: Principal, link: Up
         ).first()
         if row is not None and row.request_id is not None:
             request = session.get(PaRequest, row.request_id)
+    if request is None and link.original_reference:
+        request = _find_by_claim_reference(session, principal, link.original_reference)
     if request is None and link.authorization_number:
         request = session.scalars(
             select(PaRequest).where(
@@ -253,6 +257,35 @@ def _find_original(session: Session, rt: Runtime, principal: Principal, link: Up
             http_status=404,
         )
     return _current_version(session, request)
+
+
+_REFERENCE_SCAN_LIMIT = 500
+
+
+def _find_by_claim_reference(session: Session, principal: Principal, reference: str) -> PaRequest | None:
+    """The request whose submitted Claim a reference names (``Claim/<id>`` or its fullUrl).
+
+    The IG's own update example points at the prior Claim by reference and leaves it out of the Bundle
+    (spec-66), naming neither its identifier nor the authorization number: the stored Bundles are the only
+    place the Claim's id is known. Recent Bundles of the caller's organization only, newest first.
+    """
+    claim_id = reference.rstrip("/").rsplit("/", 1)[-1] if reference.split("/")[-2:-1] == ["Claim"] else None
+    rows = session.execute(
+        select(FhirBundle.request_id, FhirBundle.bundle)
+        .where(
+            FhirBundle.organization_id == principal.organization_id,
+            FhirBundle.kind.in_(("new", "update")),
+            FhirBundle.request_id.is_not(None),
+        )
+        .order_by(FhirBundle.id.desc())
+        .limit(_REFERENCE_SCAN_LIMIT)
+    ).all()
+    for request_id, bundle in rows:
+        first = ((bundle or {}).get("entry") or [{}])[0]
+        resource = first.get("resource") or {}
+        if first.get("fullUrl") == reference or (claim_id is not None and resource.get("id") == claim_id):
+            return session.get(PaRequest, request_id)
+    return None
 
 
 def _current_version(session: Session, request: PaRequest) -> PaRequest:
@@ -364,11 +397,63 @@ def submit(session: Session, rt: Runtime, *, principal: Principal, parsed: PasSu
     )
 
 
+def replay_response(
+    session: Session, rt: Runtime, *, principal: Principal, parsed: PasSubmission
+) -> dict[str, Any] | None:
+    """The answer to a replayed `$submit`: the same request's *current* state, not the stored snapshot.
+
+    A retry must not create a second request, but neither may it answer "pended" about a request that has
+    since been decided, or deemed affirmed by its due time (which holds on every read). None when the Bundle's
+    request cannot be found (the stored answer is used then).
+    """
+    row = session.scalars(
+        select(FhirBundle)
+        .where(
+            FhirBundle.organization_id == principal.organization_id,
+            FhirBundle.bundle_identifier == parsed.bundle_identifier[:300],
+            FhirBundle.request_id.is_not(None),
+        )
+        .order_by(FhirBundle.id.desc())
+        .limit(1)
+    ).first()
+    request = session.get(PaRequest, row.request_id) if row is not None and row.request_id else None
+    if request is None or not requests.can_see(principal, request):
+        return None
+    if row is not None and row.kind != "cancel":
+        # An update that replaced this request answers for its successor (spec-47), as $inquire does.
+        request = _current_version(session, request)
+    now = rt.clock.now()
+    return pas.pas_response_bundle(
+        request_bundle=parsed.bundle, outcome=pas_outcome(rt, request, now=now), now=now
+    )
+
+
 # ---------------------------------------------------------------------------------------------- $inquire
 
 
 def _normalize_member(value: str) -> str:
     return value.replace("-", "").strip().upper()
+
+
+def _with_request_items(inquiry_bundle: dict[str, Any], request: PaRequest) -> dict[str, Any]:
+    """The inquiry Bundle to answer from for a request that did not come through FHIR (REST, web form).
+
+    The decision travels in ClaimResponse.item, one per Claim.item: an inquiry that names no service (by
+    patient only) would otherwise be answered without any decision, so it gets the request's own lines.
+    """
+    claim = (inquiry_bundle.get("entry") or [{}])[0].get("resource") or {}
+    if claim.get("item"):
+        return inquiry_bundle
+    items = [
+        {
+            "sequence": n,
+            "productOrService": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": line.code}]},
+        }
+        for n, line in enumerate(sorted(request.lines, key=lambda x: x.seq), start=1)
+        if line.requested
+    ] or [{"sequence": 1, "productOrService": {"coding": [{"code": request.primary_code}]}}]
+    entries = [{**inquiry_bundle["entry"][0], "resource": {**claim, "item": items}}]
+    return {**inquiry_bundle, "entry": entries + list(inquiry_bundle["entry"][1:])}
 
 
 def inquire(session: Session, rt: Runtime, *, principal: Principal, raw: Any) -> dict[str, Any]:
@@ -385,7 +470,7 @@ def inquire(session: Session, rt: Runtime, *, principal: Principal, raw: Any) ->
     if key.service_date_from and key.service_date_to:
         conditions.append(PaRequest.date_of_service.between(key.service_date_from, key.service_date_to))
     numbers = [n.strip().upper() for n in key.authorization_numbers]
-    refs = [int(n) for n in key.administration_reference_numbers if n.strip().isdigit()]
+    refs = [ref for n in key.administration_reference_numbers if (ref := parse_id(n)) is not None]
     if numbers or refs:
         # spec-47/48: a replaced number still finds the authorization that replaced it (followed below).
         conditions.append(or_(PaRequest.utn.in_(numbers), PaRequest.id.in_(refs)))
@@ -406,7 +491,7 @@ def inquire(session: Session, rt: Runtime, *, principal: Principal, raw: Any) ->
         bundles.append(
             pas.inquiry_response_bundle(
                 inquiry_bundle=inquiry_bundle,
-                request_bundle=stored or inquiry_bundle,
+                request_bundle=stored or _with_request_items(inquiry_bundle, request),
                 outcome=pas_outcome(rt, request, now=now),
                 now=now,
             )

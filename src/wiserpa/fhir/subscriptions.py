@@ -34,6 +34,7 @@ from wiserpa.fhir.models import FhirOutbox, FhirSubscription
 from wiserpa.fhir.outcome import FhirError
 from wiserpa.fhir.pas import WISERPA_FHIR_BASE
 from wiserpa.fhir.validation import structural_issues
+from wiserpa.ids import parse_id
 from wiserpa.requests.models import PaRequest
 from wiserpa.requests.schemas import Channel
 from wiserpa.runtime import Runtime
@@ -268,7 +269,8 @@ def create(session: Session, rt: Runtime, *, principal: Principal, raw: Any) -> 
 
 
 def _load(session: Session, principal: Principal, sub_id: str) -> FhirSubscription:
-    sub = session.get(FhirSubscription, int(sub_id)) if sub_id.isdigit() else None
+    found = parse_id(sub_id)  # anything but ASCII digits within 64 bits names nothing
+    sub = session.get(FhirSubscription, found) if found else None
     if sub is None or sub.organization_id != principal.organization_id or sub.status == "off":
         raise FhirError.single(
             "not-found", f"Subscription/{sub_id} not found", "Subscription.id", http_status=404

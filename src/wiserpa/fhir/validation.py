@@ -24,6 +24,7 @@ __all__ = [
     "PAS_SD",
     "BundleIndex",
     "Entry",
+    "body_issues",
     "check_invariant",
     "fhirpath",
     "iter_references",
@@ -43,6 +44,9 @@ PAS_OUTCOMES = frozenset({"complete", "error", "partial"})
 
 _R4 = _fhirpath_models["r4"]
 _MAX_STRUCTURAL_ISSUES = 50
+# Real FHIR JSON nests a few dozen levels at most (extensions of extensions); deeper bodies are hostile and
+# would exhaust the recursion of the validators that walk them.
+MAX_JSON_DEPTH = 64
 _RELATIVE_REF = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$")
 _RESTFUL_URL = re.compile(r"^(https?://.+)/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/.*)?$")
 
@@ -160,6 +164,68 @@ def iter_references(node: Any, *steps: str | int) -> Iterator[tuple[tuple[str | 
             yield from iter_references(value, *steps, i)
 
 
+@lru_cache(maxsize=512)
+def _known_resource_type(name: str) -> bool:
+    try:
+        get_fhir_model_class(name)
+    except (KeyError, ValueError, AttributeError):
+        return False
+    return True
+
+
+# A path as a linked list of steps (parent, step), rendered only for the rare node that has a problem.
+_Link = tuple[Any, str | int] | None
+
+
+def _render(root: str, link: _Link) -> str:
+    steps: list[str | int] = []
+    while link is not None:
+        link, step = link
+        steps.append(step)
+    return fhirpath(root, *reversed(steps))
+
+
+def body_issues(data: Any, *, root: str = "Bundle", resource_types: bool = True) -> list[Issue]:
+    """Problems no FHIR validator should meet: nesting past ``MAX_JSON_DEPTH``, NUL characters and (with
+    ``resource_types``) resources of a type R4 does not define, each named by FHIRPath. Iterative: any depth
+    is safe."""
+    issues: list[Issue] = []
+    todo: list[tuple[Any, _Link, int]] = [(data, None, 0)]
+    while todo and len(issues) < _MAX_STRUCTURAL_ISSUES:
+        node, link, depth = todo.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                # FHIR strings carry no control characters but tab, CR and LF; NUL cannot even be stored.
+                issues.append(
+                    Issue("error", "value", "NUL character (U+0000) in a string", [_render(root, link)])
+                )
+            continue
+        if depth >= MAX_JSON_DEPTH and isinstance(node, dict | list):
+            where = _render(root, link)
+            return [Issue("error", "structure", f"JSON nested deeper than {MAX_JSON_DEPTH} levels", [where])]
+        if isinstance(node, dict):
+            rtype = node.get("resourceType")
+            if resource_types and depth and isinstance(rtype, str) and not _known_resource_type(rtype):
+                issues.append(
+                    Issue(
+                        "error",
+                        "not-supported",
+                        f"Unknown FHIR R4 resource type {rtype!r}",
+                        [_render(root, link)],
+                    )
+                )
+            for key, value in node.items():
+                if "\x00" in key:
+                    issues.append(
+                        Issue("error", "structure", "NUL character in a property name", [_render(root, link)])
+                    )
+                elif isinstance(value, dict | list | str):
+                    todo.append((value, (link, key), depth + 1))
+        elif isinstance(node, list):
+            todo.extend((value, (link, i), depth + 1) for i, value in enumerate(node))
+    return sorted(issues, key=lambda i: i.expression)
+
+
 def _issue_code_for(error_type: str) -> IssueCode:
     if "missing" in error_type:
         return "required"
@@ -179,6 +245,9 @@ def structural_issues(data: Any, *, root: str | None = None) -> list[Issue]:
         model = get_fhir_model_class(rtype)
     except (KeyError, ValueError, AttributeError):
         return [Issue("error", "not-supported", f"Unknown FHIR R4 resource type {rtype!r}", [rtype])]
+    found = body_issues(data, root=root or rtype)
+    if found:
+        return found
     try:
         model.model_validate(data)
     except ValidationError as exc:

@@ -15,8 +15,10 @@ from typing import Annotated, Any, TypeVar, cast
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wiserpa.auth.models import Organization
 from wiserpa.auth.service import Principal
@@ -24,6 +26,7 @@ from wiserpa.errors import ApiError
 from wiserpa.fhir import crd, dtr, pas, service, subscriptions
 from wiserpa.fhir.capability import capability_statement
 from wiserpa.fhir.outcome import FhirError, IssueCode
+from wiserpa.fhir.validation import body_issues
 from wiserpa.http import RuntimeDep, SessionDep, get_principal, get_session
 from wiserpa.policy.clock import SystemClock
 from wiserpa.runtime import Runtime
@@ -61,7 +64,41 @@ class FhirJSONResponse(JSONResponse):
     media_type = FHIR_JSON
 
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], lifespan=deliverer, default_response_class=FhirJSONResponse)
+def _json_acceptable(media_type: str) -> bool:
+    kind, params = _media_params(media_type)
+    if kind in ("json", "*/*", "application/*") or (kind.startswith("application/") and "json" in kind):
+        version = params.get("fhirversion")
+        return version is None or version == "4.0" or version.startswith("4.0.")
+    return kind == "text/json"
+
+
+def negotiate(request: Request) -> None:
+    """Refuse, before any work, a caller that asks for a format other than FHIR R4 JSON (406)."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None and not _json_acceptable(fmt):
+        raise FhirError.single(
+            "not-supported",
+            f"_format={fmt} is not served: this server answers FHIR R4 JSON only (_format=json)",
+            "_format",
+            http_status=406,
+        )
+    accept = request.headers.get("accept")
+    if fmt is None and accept and not any(_json_acceptable(m) for m in accept.split(",")):
+        raise FhirError.single(
+            "not-supported",
+            f"Accept: {accept} is not served: this server answers application/fhir+json (FHIR R4) only",
+            "Accept",
+            http_status=406,
+        )
+
+
+router = APIRouter(
+    prefix="/fhir",
+    tags=["fhir"],
+    lifespan=deliverer,
+    default_response_class=FhirJSONResponse,
+    dependencies=[Depends(negotiate)],
+)
 cds_router = APIRouter(prefix="/cds-services", tags=["crd"])
 
 
@@ -97,14 +134,53 @@ RawBody = Annotated[bytes, Depends(raw_body)]
 ContentType = Annotated[str | None, Header(alias="Content-Type")]
 
 
+def _media_params(media_type: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype`` (lower case) and its parameters (``fhirVersion=4.0`` ...)."""
+    kind, *params = media_type.split(";")
+    out = {}
+    for param in params:
+        name, _, value = param.partition("=")
+        out[name.strip().lower()] = value.strip().strip('"')
+    return kind.strip().lower(), out
+
+
+def _check_fhir_version(params: dict[str, str], *, http_status: int, where: str) -> None:
+    version = params.get("fhirversion")
+    # R4 is 4.0 (4.0.1); an R5 or STU3 payload differs in shape, so it is refused rather than misread.
+    if version is not None and version != "4.0" and not version.startswith("4.0."):
+        raise FhirError.single(
+            "not-supported",
+            f"This server speaks FHIR R4 (fhirVersion=4.0); {where} asks for fhirVersion={version}",
+            where,
+            http_status=http_status,
+        )
+
+
+def load_json(body: bytes, *, root: str = "Bundle", resource_types: bool = True) -> Any:
+    """JSON from bytes, refused as a 400 OperationOutcome when malformed, absurdly deep or holding NUL."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FhirError.single("structure", f"The body is not valid JSON: {exc}", root) from None
+    except RecursionError:
+        raise FhirError.single("structure", "The body's JSON is nested too deeply", root) from None
+    if isinstance(raw, dict) and isinstance(raw.get("resourceType"), str) and raw["resourceType"].isalpha():
+        root = raw["resourceType"]
+    issues = body_issues(raw, root=root, resource_types=resource_types)
+    if issues:
+        raise FhirError(issues)
+    return raw
+
+
 def parse_json(body: bytes, content_type: str | None) -> Any:
     """JSON from the body; XML and non-JSON bodies are refused (PAS spec-11: the Bundle SHALL be JSON)."""
-    if content_type and "xml" in content_type.lower():
-        raise FhirError.single("not-supported", "Only JSON is accepted (PAS spec-11)", http_status=415)
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FhirError.single("structure", f"The body is not valid JSON: {exc}", "Bundle") from None
+    kind, params = _media_params(content_type or "")
+    if "xml" in kind:
+        raise FhirError.single(
+            "not-supported", "Only JSON is accepted (PAS spec-11)", "Content-Type", http_status=415
+        )
+    _check_fhir_version(params, http_status=415, where="Content-Type")
+    return load_json(body)
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -175,8 +251,15 @@ def claim_submit(
             "Bundle.identifier",
             http_status=409,
         ) from None
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return fhir_response(outcome.body, outcome.status_code, headers)
+    if not outcome.replayed:
+        return fhir_response(outcome.body, outcome.status_code)
+    current = service.replay_response(session, rt, principal=principal, parsed=parsed)
+    session.rollback()  # a replay reads only
+    return fhir_response(
+        current if current is not None else outcome.body,
+        outcome.status_code,
+        {"Idempotent-Replayed": "true"},
+    )
 
 
 @router.post("/Claim/$inquire")
@@ -309,10 +392,7 @@ def cds_service(
     principal: FhirPrincipal,
 ) -> JSONResponse:
     """Answer a CDS Hooks call with coverage-information systemActions."""
-    try:
-        raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise FhirError.single("structure", "The body is not valid JSON", "body") from None
+    raw = load_json(body, root="body", resource_types=False)
     transport: httpx.BaseTransport | None = getattr(request.app.state, "fhir_http_transport", None)
     result = _guard(
         lambda: crd.handle(
@@ -333,6 +413,28 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, FhirError)
         return JSONResponse(exc.operation_outcome(), status_code=exc.http_status, media_type=FHIR_JSON)
 
+    async def _http_error(request: Request, exc: Exception) -> Response:
+        # A FHIR client that calls an interaction this server does not offer (`GET /fhir/Patient/1`, `GET` on
+        # an operation) gets an OperationOutcome like every other FHIR refusal; other paths keep FastAPI's.
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        if not 400 <= exc.status_code < 500 or not (path == "/fhir" or path.startswith("/fhir/")):
+            return await http_exception_handler(request, exc)
+        rest = path.removeprefix("/fhir").strip("/")
+        code = cast(IssueCode, "not-found" if exc.status_code == 404 else "not-supported")
+        message = {
+            404: f"{request.method} /fhir/{rest} is not served here; see /fhir/metadata",
+            405: f"{request.method} is not allowed on /fhir/{rest}; see /fhir/metadata",
+        }.get(exc.status_code, str(exc.detail))
+        err = FhirError.single(code, message, rest or "fhir", http_status=exc.status_code)
+        return JSONResponse(
+            err.operation_outcome(),
+            status_code=exc.status_code,
+            media_type=FHIR_JSON,
+            headers=getattr(exc, "headers", None),
+        )
+
     app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(router)
     app.include_router(cds_router)
