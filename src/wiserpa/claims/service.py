@@ -308,6 +308,78 @@ class _Authorizations:
         ] or [{"utn": request.utn, "decided_at": _iso(d.decided_at), "decision": d.kind, "note": d.note}]
 
 
+# Lines already billed for the batch's beneficiaries, for the exact-duplicate edit (`_Billed`).
+_BILLED = (
+    select(
+        Claim.claim_type,
+        Claim.billing_npi,
+        Claim.beneficiary_mbi,
+        ClaimLine.code,
+        ClaimLine.modifiers,
+        ClaimLine.date_of_service,
+        Claim.id,
+        ClaimLine.seq,
+    )
+    .join(ClaimLine, ClaimLine.claim_id == Claim.id)
+    .where(Claim.beneficiary_mbi.in_(bindparam("mbis", expanding=True)))
+)
+# Repeat procedure by the same (76) or another (77) physician: a second identical service billed on purpose.
+REPEAT_MODIFIERS = frozenset({"76", "77"})
+_BilledKey = tuple[str, str, str, str, dt.date, tuple[str, ...]]
+
+
+class _Billed:
+    """Services already billed for a batch's beneficiaries: Medicare's exact-duplicate edit.
+
+    A line with the same claim type, billing provider, beneficiary, code, modifiers and date of service as a line
+    billed before (or earlier on the same claim) is a duplicate, unless modifier 76 or 77 marks a repeat procedure:
+    paying it again would pay the service twice and count it twice in every figure. A retry of one submission
+    is not a duplicate: its Idempotency-Key replays the first answer before any of this runs.
+    """
+
+    def __init__(self, connection: Any, claims: Sequence[SubmitClaimIn]) -> None:
+        mbis = sorted({c.beneficiary.mbi for c in claims})
+        self.where: dict[_BilledKey, str] = {}
+        for claim_type, npi, mbi, code, modifiers, dos, claim_id, seq in connection.execute(
+            _BILLED, {"mbis": mbis}
+        ):
+            key = (claim_type, npi, mbi, code, dos, tuple(sorted(modifiers)))
+            self.where.setdefault(key, f"line {seq} of claim {claim_id}")
+
+    def check(self, data: SubmitClaimIn) -> None:
+        """Raise 409 naming every line of `data` that duplicates a service already billed."""
+        errors: list[FieldError] = []
+        own: dict[_BilledKey, str] = {}
+        for i, line in enumerate(data.lines):
+            if REPEAT_MODIFIERS.intersection(line.modifiers):
+                continue
+            key = _billed_key(data, line)
+            first = self.where.get(key) or own.get(key)
+            if first is not None:
+                errors.append(
+                    FieldError(
+                        f"lines[{i}]",
+                        f"duplicates {first}: same billing provider, beneficiary, code, modifiers and date of "
+                        "service (a repeat procedure carries modifier 76 or 77)",
+                    )
+                )
+            own.setdefault(key, f"lines[{i}] of this claim")
+        if errors:
+            raise Conflict("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+
+    def add(self, data: SubmitClaimIn) -> None:
+        """Count an accepted claim's lines as billed, for the claims after it in the batch."""
+        for i, line in enumerate(data.lines):
+            key = _billed_key(data, line)
+            self.where.setdefault(key, f"lines[{i}] of a claim submitted with it")
+
+
+def _billed_key(data: SubmitClaimIn, line: ClaimLineIn) -> _BilledKey:
+    modifiers = tuple(sorted(line.modifiers))
+    return (data.claim_type.value, data.billing_provider.npi, data.beneficiary.mbi, line.code,
+            line.date_of_service, modifiers)  # fmt: skip
+
+
 def authorization_pays(rt: Runtime, st: AuthState, *, role: str, dos: dt.date) -> bool:
     """True when this authorization, as time makes it now, pays a line of this role on this date of service.
 
@@ -696,14 +768,16 @@ def submit_claims(
     now = rt.clock.now()
     fees = fee_schedule or configured_fee_schedule(rt)
     auths = _Authorizations(session, [item.data for item in items])
+    billed = _Billed(auths.connection, [item.data for item in items])
     results: list[Claim | ApiError] = []
     new: list[tuple[ClaimSubmission, Claim]] = []
     for item in items:
         try:
-            claim = _new_claim(session, rt, auths, item, now, fees)
+            claim = _new_claim(session, rt, auths, billed, item, now, fees)
         except ApiError as exc:
             results.append(exc)
             continue
+        billed.add(item.data)
         results.append(claim)
         new.append((item, claim))
     if new:
@@ -763,6 +837,7 @@ def _new_claim(
     session: Session,
     rt: Runtime,
     auths: _Authorizations,
+    billed: _Billed,
     item: ClaimSubmission,
     now: dt.datetime,
     fees: FeeSchedule,
@@ -773,6 +848,7 @@ def _new_claim(
         raise Forbidden("only a provider organization's key may submit claims")
     at = received_instant(item.received_at, now)
     by_utn = _validate(auths, rt, data, at)
+    billed.check(data)
     codes = [ln.code for ln in data.lines]
     plans = [_plan_line(auths, rt, data, i, ln, codes, by_utn, at) for i, ln in enumerate(data.lines)]
     _join_procedure_episodes(session, rt, data, plans)
@@ -1443,7 +1519,9 @@ def lines_as_of(
         .all()
     )
     authorized = authorized_lines(session, rt, (line for line, _ in found), now)
-    return [(line, line_outcome(line, review, now, authorized=line.id in authorized)) for line, review in found]
+    return [
+        (line, line_outcome(line, review, now, authorized=line.id in authorized)) for line, review in found
+    ]
 
 
 def participant_stats(
