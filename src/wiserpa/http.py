@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal, authenticate
 from wiserpa.errors import ApiError, FieldError, Forbidden, Invalid
-from wiserpa.fhir.outcome import Issue, operation_outcome
+from wiserpa.fhir.outcome import Issue, IssueCode, operation_outcome
 from wiserpa.ids import MAX_ID, parse_id
 from wiserpa.runtime import Runtime
 from wiserpa.store.idempotency import IdempotencyConflict, Outcome, fingerprint, run_once
@@ -194,15 +194,34 @@ def _needs_key(request: Request) -> bool:
     return False
 
 
+# The OperationOutcome issue type for each status an ApiError can carry (R4 IssueType).
+_ISSUE_TYPES: dict[int, IssueCode] = {401: "login", 403: "forbidden", 404: "not-found", 409: "conflict"}
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path == "/fhir" or request.url.path.startswith("/fhir/")
+
+
+def _error_response(request: Request, body: dict[str, Any], status: int) -> JSONResponse:
+    """The REST error body, or for a FHIR client (a /fhir path) the same error as an OperationOutcome."""
+    if not _is_fhir(request):
+        return JSONResponse(body, status_code=status)
+    error = body["error"]
+    code = _ISSUE_TYPES.get(status, "invalid")
+    issues = [Issue("error", code, f"{f['field']}: {f['message']}", [f["field"]]) for f in error["fields"]]
+    outcome = operation_outcome(issues or [Issue("error", code, error["message"])])
+    return JSONResponse(outcome, status_code=status, media_type="application/fhir+json")
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Every expected error becomes a clear JSON 4xx naming the field."""
+    """Every expected error becomes a clear JSON 4xx naming the field (an OperationOutcome under /fhir)."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(request, exc.to_dict(), exc.status_code)
 
     @app.exception_handler(IdempotencyConflict)
-    async def _idem(_request: Request, exc: IdempotencyConflict) -> JSONResponse:
+    async def _idem(request: Request, exc: IdempotencyConflict) -> JSONResponse:
         body = {
             "error": {
                 "code": "idempotency_conflict",
@@ -210,21 +229,21 @@ def install_error_handlers(app: FastAPI) -> None:
                 "fields": [{"field": "Idempotency-Key", "message": str(exc)}],
             }
         }
-        return JSONResponse(body, status_code=409)
+        return _error_response(request, body, 409)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         if _needs_key(request) and _token(request, request.headers.get("authorization")) is None:
             # FastAPI parses a malformed body before any dependency runs; answer "who are you?" first.
-            return JSONResponse(Unauthorized().to_dict(), status_code=401)
+            return _error_response(request, Unauthorized().to_dict(), 401)
         fields = []
         for err in exc.errors():
             msg = str(err.get("msg", "invalid"))
             msg = msg.removeprefix("Value error, ")
             fields.append({"field": _field_path(err.get("loc", ())), "message": msg})
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "invalid request"
-        return JSONResponse(
-            {"error": {"code": "invalid", "message": message, "fields": fields}}, status_code=422
+        return _error_response(
+            request, {"error": {"code": "invalid", "message": message, "fields": fields}}, 422
         )
 
 

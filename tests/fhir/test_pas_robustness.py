@@ -370,3 +370,16 @@ def test_an_update_naming_the_prior_claim_by_reference_finds_it(
     with rt.sessions() as s:
         old, new = s.scalars(select(PaRequest).order_by(PaRequest.id)).all()
         assert old.status == "withdrawn" and new.predecessor_id == old.id
+
+
+@pytest.mark.parametrize("path", ["/fhir/Claim", SUBMIT, "/fhir/Subscription"])
+def test_every_fhir_refusal_is_an_operation_outcome_even_before_the_route_runs(
+    client: Any, rt: Any, make_actor: Any, path: str
+) -> None:
+    """No key or a malformed body: the REST error shape never reaches a FHIR client."""
+    anonymous = client.post(path, content=b"{}", headers=FHIR_JSON)
+    assert [i["code"] for i in assert_outcome(anonymous, 401)["issue"]] == ["login"]
+    prov = make_actor("provider")
+    broken = client.post(path, content=b"{not json", headers={**prov.headers, **FHIR_JSON})
+    assert_outcome(broken)
+    _nothing_written(rt)

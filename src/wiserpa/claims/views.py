@@ -18,7 +18,7 @@ from wiserpa.claims.schemas import (
     SubmitClaimIn,
 )
 from wiserpa.errors import ApiError
-from wiserpa.fhir.outcome import FhirError, Issue, operation_outcome
+from wiserpa.fhir.outcome import ERROR_RESPONSES, FhirError, Issue, operation_outcome
 from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once, respond
 from wiserpa.store.idempotency import IdempotencyConflict, Outcome
 
@@ -251,7 +251,7 @@ def _outcome(status: int, issues: list[Issue]) -> JSONResponse:
     return JSONResponse(operation_outcome(issues), status_code=status, media_type="application/fhir+json")
 
 
-@router.post("/fhir/Claim", tags=["fhir"], status_code=201)
+@router.post("/fhir/Claim", tags=["fhir"], status_code=201, responses=ERROR_RESPONSES)
 def fhir_claim(
     principal: PrincipalDep,  # first: an anonymous caller gets 401 whatever the body (dependencies run in order)
     raw: RawBody,

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["FhirError", "Issue", "IssueSeverity", "operation_outcome"]
+__all__ = ["ERROR_RESPONSES", "FhirError", "Issue", "IssueSeverity", "operation_outcome"]
 
 IssueSeverity = Literal["fatal", "error", "warning", "information"]
 
@@ -29,6 +29,9 @@ IssueCode = Literal[
     "processing",
     "informational",
     "too-costly",
+    "login",
+    "forbidden",
+    "conflict",
 ]
 
 
@@ -94,3 +97,23 @@ def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
         # OperationOutcome.issue is 1..*; an empty outcome still needs one informational issue.
         rendered = [{"severity": "information", "code": "informational", "diagnostics": "No issues"}]
     return {"resourceType": "OperationOutcome", "issue": rendered}
+
+
+# For OpenAPI: FHIR routes answer every refusal with an OperationOutcome (PAS spec-39), not the REST error body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": f"{meaning}: an OperationOutcome naming the element",
+        "content": {
+            "application/fhir+json": {
+                "schema": {"type": "object", "required": ["resourceType", "issue"]},
+            }
+        },
+    }
+    for status, meaning in (
+        (400, "Malformed"),
+        (401, "No valid API key"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (422, "Breaks a rule"),
+    )
+}

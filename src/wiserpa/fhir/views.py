@@ -25,7 +25,7 @@ from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError
 from wiserpa.fhir import crd, dtr, pas, service, subscriptions
 from wiserpa.fhir.capability import capability_statement
-from wiserpa.fhir.outcome import FhirError, IssueCode
+from wiserpa.fhir.outcome import ERROR_RESPONSES, FhirError, IssueCode
 from wiserpa.fhir.validation import body_issues
 from wiserpa.http import RuntimeDep, SessionDep, get_principal, get_session
 from wiserpa.policy.clock import SystemClock
@@ -98,6 +98,7 @@ router = APIRouter(
     lifespan=deliverer,
     default_response_class=FhirJSONResponse,
     dependencies=[Depends(negotiate)],
+    responses=ERROR_RESPONSES,
 )
 cds_router = APIRouter(prefix="/cds-services", tags=["crd"])
 
