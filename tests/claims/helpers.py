@@ -66,3 +66,41 @@ def count(rt: Any, model: Any) -> int:
     """Rows in a table."""
     with rt.sessions() as s:
         return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def fhir_claim(
+    *, utn: str | None = None, use: str = "claim", minutes: float = 30, diagnosis: bool = True
+) -> dict[str, Any]:
+    """A FHIR R4 Claim for the beneficiary of body(seed=1) with one anesthesia item (01938) of `minutes`."""
+    out: dict[str, Any] = {
+        "resourceType": "Claim",
+        "status": "active",
+        "use": use,
+        "extension": [
+            {"url": "https://wiserpa.org/fhir/StructureDefinition/service-state", "valueCode": "TX"}
+        ],
+        "type": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]
+        },
+        "patient": {"identifier": {"system": "http://hl7.org/fhir/sid/us-mbi", "value": mbi(1)}},
+        "created": "2026-03-21",
+        "provider": {"identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": make_valid_npi(42)}},
+        "priority": {"coding": [{"code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Medicare Part B"}}],
+        "item": [
+            {
+                "sequence": 1,
+                "productOrService": {
+                    "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "01938"}]
+                },
+                "servicedDate": "2026-03-20",
+                "quantity": {"value": minutes},
+                "locationCodeableConcept": {"coding": [{"code": "22"}]},
+            }
+        ],
+    }
+    if diagnosis:
+        out["diagnosis"] = [{"sequence": 1, "diagnosisCodeableConcept": {"coding": [{"code": "M54.16"}]}}]
+    if utn:
+        out["insurance"][0]["preAuthRef"] = [utn]
+    return out

@@ -12,46 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.claims.helpers import AFTER_DOS, authorize, claim, count, line, mbi, post_claim
+from tests.claims.helpers import AFTER_DOS, authorize, claim, count, fhir_claim, line, post_claim
 from tests.factories import body
 from wiserpa.claims import service as claims
 from wiserpa.claims.models import Claim, ClaimLine, PrepaymentReview
 from wiserpa.claims.schemas import SubmitClaimIn
 from wiserpa.policy.clock import FixedClock
-from wiserpa.policy.validation import make_valid_npi
 from wiserpa.requests.models import PaRequest
 from wiserpa.runtime import Runtime
-
-
-def _fhir_anesthesia(minutes: float) -> dict[str, Any]:
-    """A FHIR R4 Claim with one anesthesia item (01938) of `minutes`."""
-    return {
-        "resourceType": "Claim",
-        "status": "active",
-        "use": "claim",
-        "extension": [
-            {"url": "https://wiserpa.org/fhir/StructureDefinition/service-state", "valueCode": "TX"}
-        ],
-        "type": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]
-        },
-        "patient": {"identifier": {"system": "http://hl7.org/fhir/sid/us-mbi", "value": mbi(1)}},
-        "created": "2026-03-21",
-        "provider": {"identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": make_valid_npi(42)}},
-        "priority": {"coding": [{"code": "normal"}]},
-        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Medicare Part B"}}],
-        "item": [
-            {
-                "sequence": 1,
-                "productOrService": {
-                    "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "01938"}]
-                },
-                "servicedDate": "2026-03-20",
-                "quantity": {"value": minutes},
-                "locationCodeableConcept": {"coding": [{"code": "22"}]},
-            }
-        ],
-    }
 
 
 def _non_affirm(client: TestClient, request: dict[str, Any], reviewer: Any) -> None:
@@ -271,14 +239,14 @@ def test_fhir_anesthesia_minutes_with_a_fraction_are_refused_not_truncated(
     """A FHIR Claim item of 30.7 minutes is a 422 naming the item, and nothing is written."""
     clock.set(AFTER_DOS)
     provider = make_actor("provider")
-    fhir = _fhir_anesthesia(30.7)
+    fhir = fhir_claim(minutes=30.7, diagnosis=False)
     r = client.post("/fhir/Claim", json=fhir, headers=provider.headers)
     assert r.status_code == 422, r.text
     issue = r.json()["issue"][0]
     assert issue["expression"] == ["Claim.item[0]"] and "lines[0].units" in issue["diagnostics"]
     assert count(rt, Claim) == 0
     # A whole number written as a decimal is fine.
-    ok = client.post("/fhir/Claim", json=_fhir_anesthesia(30.0), headers=provider.headers)
+    ok = client.post("/fhir/Claim", json=fhir_claim(minutes=30.0, diagnosis=False), headers=provider.headers)
     assert ok.status_code == 201, ok.text
     with rt.sessions() as s:
         assert [ln.units for ln in s.scalars(select(ClaimLine))] == [30]

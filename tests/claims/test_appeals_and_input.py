@@ -8,12 +8,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.claimresponse import ClaimResponse
 
-from tests.claims.helpers import AFTER_DOS, authorize, claim, count, line, mbi, post_claim
+from tests.claims.helpers import AFTER_DOS, authorize, claim, count, fhir_claim, line, post_claim
 from wiserpa.audit.models import AuditEntry
 from wiserpa.claims import service
 from wiserpa.claims.models import Claim, ClaimLine, PrepaymentReview
 from wiserpa.policy.clock import FixedClock
-from wiserpa.policy.validation import make_valid_npi
 
 
 def _denied_claim(client: TestClient, make_actor, clock: FixedClock) -> tuple[dict, object]:
@@ -117,55 +116,21 @@ def test_duplicate_submission_replays(client: TestClient, make_actor, clock: Fix
     assert count(rt, Claim) == 1
 
 
-def _fhir_claim(utn: str | None = None, use: str = "claim") -> dict:
-    out = {
-        "resourceType": "Claim",
-        "status": "active",
-        "use": use,
-        "extension": [
-            {"url": "https://wiserpa.org/fhir/StructureDefinition/service-state", "valueCode": "TX"}
-        ],
-        "type": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]
-        },
-        "patient": {"identifier": {"system": "http://hl7.org/fhir/sid/us-mbi", "value": mbi(1)}},
-        "created": "2026-03-21",
-        "provider": {"identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": make_valid_npi(42)}},
-        "priority": {"coding": [{"code": "normal"}]},
-        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Medicare Part B"}}],
-        "diagnosis": [{"sequence": 1, "diagnosisCodeableConcept": {"coding": [{"code": "M54.16"}]}}],
-        "item": [
-            {
-                "sequence": 1,
-                "productOrService": {
-                    "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "01938"}]
-                },
-                "servicedDate": "2026-03-20",
-                "quantity": {"value": 30},
-                "locationCodeableConcept": {"coding": [{"code": "22"}]},
-            }
-        ],
-    }
-    if utn:
-        out["insurance"][0]["preAuthRef"] = [utn]
-    return out
-
-
-def test_fhir_claim(client: TestClient, make_actor, clock: FixedClock, rt) -> None:
+def testfhir_claim(client: TestClient, make_actor, clock: FixedClock, rt) -> None:
     provider = make_actor("provider")
     authorize(client, provider.headers)
     clock.set(AFTER_DOS)
-    r = client.post("/fhir/Claim", json=_fhir_claim(), headers=provider.headers)
+    r = client.post("/fhir/Claim", json=fhir_claim(), headers=provider.headers)
     assert r.status_code == 201, r.text
     resp = ClaimResponse.model_validate(r.json())
     assert resp.outcome == "complete"
     adj = r.json()["item"][0]["adjudication"][0]
     assert adj["reason"]["coding"][0]["code"] == "payable" and adj["amount"]["value"] == 122.0
-    bad_use = client.post("/fhir/Claim", json=_fhir_claim(use="preauthorization"), headers=provider.headers)
+    bad_use = client.post("/fhir/Claim", json=fhir_claim(use="preauthorization"), headers=provider.headers)
     assert bad_use.status_code == 400
     assert bad_use.json()["resourceType"] == "OperationOutcome"
     assert bad_use.json()["issue"][0]["expression"] == ["Claim.use"]
-    wrong = client.post("/fhir/Claim", json=_fhir_claim(utn="CHA99999999999"), headers=provider.headers)
+    wrong = client.post("/fhir/Claim", json=fhir_claim(utn="CHA99999999999"), headers=provider.headers)
     assert wrong.status_code == 422 and wrong.json()["issue"][0]["expression"] == ["Claim.item[0]"]
     assert count(rt, Claim) == 1
 
