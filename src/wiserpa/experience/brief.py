@@ -15,6 +15,7 @@ from typing import Any
 
 from wiserpa.experience.phi import find_identifiers
 from wiserpa.experience.taxonomy import humanize
+from wiserpa.reporting.suppression import suppress_counts
 
 __all__ = ["EXCERPT_MAX_CHARS", "SUPPRESSED", "render_brief_markdown", "suppress_count"]
 
@@ -98,6 +99,23 @@ def _anonymise_excerpt(text: str) -> str:
     return cut.rstrip() + "…"
 
 
+def _partition_counts(counts: Mapping[str, int], total: object) -> dict[str, str]:
+    """Format a breakdown of the published report total, hiding what subtraction from the total would reveal.
+
+    When the counts add up to the published total (each report counted once: by participant, by impact), a lone
+    small count could be worked out as the total minus the others, so complementary suppression
+    (``reporting.suppression``, as in the public reports) hides more; a count hidden only for that reason is
+    shown as ``suppressed``. Breakdowns where a report may count more than once (obstacles) have no such total.
+    """
+    if isinstance(total, int) and not isinstance(total, bool) and sum(counts.values()) == total:
+        published = suppress_counts(dict(counts), threshold_low=1, threshold_high=_SMALL_MAX)
+        return {
+            k: (f"{v:,}" if v is not None else SUPPRESSED if 1 <= counts[k] <= _SMALL_MAX else "suppressed")
+            for k, v in published.items()
+        }
+    return {k: suppress_count(v) for k, v in counts.items()}
+
+
 def _summary_lines(summary_counts: Mapping[str, Any]) -> list[str]:
     """Summary table; nested mappings become their own small tables."""
     lines: list[str] = []
@@ -107,10 +125,12 @@ def _summary_lines(summary_counts: Mapping[str, Any]) -> list[str]:
         lines += ["| Measure | Reports |", "|---|---:|"]
         lines += [f"| {_cell(_label(str(k)))} | {suppress_count(int(v))} |" for k, v in flat]
         lines.append("")
+    total = summary_counts.get("reports")
     for heading, table in nested:
         lines += [f"**{_cell(_label(str(heading)))}**", "", "| Value | Reports |", "|---|---:|"]
         rows = sorted(table.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
-        lines += [f"| {_cell(_label(str(k)))} | {suppress_count(int(v))} |" for k, v in rows]
+        shown = _partition_counts({k: int(v) for k, v in rows}, total)
+        lines += [f"| {_cell(_label(str(k)))} | {shown[k]} |" for k, _v in rows]
         lines.append("")
     if not lines:
         lines = ["No reports in this period.", ""]
@@ -174,7 +194,8 @@ def render_brief_markdown(
                 f"| {_cell(_field(o, 'participant', ''))} | {_cell(_label(str(_field(o, 'obstacle', '—'))))} "
                 f"| {suppress_count(int(reports)) if reports is not None else '—'} "
                 f"| {_share(float(_field(o, 'share', 0.0)), count)} "
-                f"| {_pct(float(_field(o, 'others_share', 0.0)))} "
+                # The pooled others' share times their published report count is a count too.
+                f"| {_share(float(_field(o, 'others_share', 0.0)), _field(o, 'others_count'))} "
                 f"| {_pval(float(_field(o, 'p_adjusted', 1.0)))} |"
             )
         out += [

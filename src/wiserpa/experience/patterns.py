@@ -107,6 +107,7 @@ class OverRep:
     count: int = 0
     reports: int = 0
     test: str = ""
+    others_count: int | None = None  # reports of all other participants with the obstacle (None: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +350,7 @@ def overrepresentation(
             count=a,
             reports=n1,
             test=test,
+            others_count=b,
         )
         for (p, a, n1, b, n2, pv, test), adj in zip(raw, adjusted, strict=True)
     ]

@@ -7,8 +7,9 @@ text silently, because a silently edited narrative could change meaning and the 
 What is caught (``PhiFinding.kind``):
 
 * ``mbi``: the 11-character Medicare Beneficiary Identifier shape (digit 1-9, letter, alphanumeric, digit,
-  letter, alphanumeric, digit, letter, letter, digit, digit), with or without the printed dashes
-  (``1EG4-TE5-MK73``), any case. Any letter is accepted where CMS allows only 20 (no S L O I B Z) because a
+  letter, alphanumeric, digit, letter, letter, digit, digit), any case, with the 4-3-4 groups run together or
+  separated by a hyphen or dash (spaces around it allowed), a space or a dot, each gap on its own
+  (``1EG4TE5MK73``, ``1EG4-TE5-MK73``, ``1eg4 te5 mk73``, ``1EG4–TE5MK73``). Any letter is accepted where CMS allows only 20 (no S L O I B Z) because a
   mistyped MBI is still an identifier. A UTN (2 alphanumerics, ``A``/``H``, then digits) cannot match.
 * ``phone``: US numbers written as 3-3-4 digit groups with separators: ``(555) 123-4567``, ``555-123-4567``,
   ``555.123.4567``, ``555 123 4567``, ``+1 555 123 4567``, ``1-555-123-4567``. CPT codes, counts and
@@ -81,8 +82,11 @@ def mask(text: str) -> str:
 _L = "[A-Za-z]"
 _AN = "[A-Za-z0-9]"
 _D = "[0-9]"
+# Between the printed groups (4-3-4) a writer may put nothing, a space, a dot, or a hyphen or dash with or
+# without spaces around it; each gap is matched on its own, so "1EG4-TE5MK73" and "1EG4 TE5 MK73" are caught.
+_MBI_SEP = r"(?:[ \t]*[-\u2010-\u2015][ \t]*|[ \t.])?"
 _MBI_RE = re.compile(
-    rf"(?<![A-Za-z0-9-])[1-9]{_L}{_AN}{_D}(?P<s1>-?){_L}{_AN}{_D}(?P=s1){_L}{_L}{_D}{_D}(?![A-Za-z0-9])"
+    rf"(?<![A-Za-z0-9-])[1-9]{_L}{_AN}{_D}{_MBI_SEP}{_L}{_AN}{_D}{_MBI_SEP}{_L}{_L}{_D}{_D}(?![A-Za-z0-9])"
 )
 
 # --- phone -----------------------------------------------------------------------------------------------

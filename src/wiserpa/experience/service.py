@@ -167,6 +167,8 @@ def submit_report(
                 "reports may be published, so they must not identify a patient",
             )
         )
+    elif not (narrative or "").strip():
+        errors.append(FieldError("narrative", "describe what happened (the text is blank)"))
     linked: PaRequest | None = None
     if request_id is not None:
         if principal is None:
@@ -556,6 +558,18 @@ EXPORT_COLUMNS = (
 )
 
 
+def _csv_text(text: str) -> str:
+    """Free text for a CSV cell, prefixed with ``'`` when a spreadsheet could read it as a formula.
+
+    Spreadsheet tools execute a cell starting with = + - @, and also one where those follow leading tabs,
+    carriage returns or spaces (trimmed on import), so the first non-blank character decides; a leading tab or
+    carriage return is itself a trigger (OWASP CSV injection).
+    """
+    if text[:1] in ("\t", "\r") or text.lstrip()[:1] in ("=", "+", "-", "@"):
+        return "'" + text
+    return text
+
+
 def export_csv(
     session: Session, *, principal: Principal, since: dt.date | None = None, state: str | None = None
 ) -> str:
@@ -582,8 +596,7 @@ def export_csv(
                 r.impact,
                 "yes" if r.request_id else "no",
                 "yes" if r.timeline_disagrees else "no",
-                # Formula injection: some spreadsheet tools execute a cell starting with = + - @.
-                ("'" + r.narrative) if r.narrative[:1] in ("=", "+", "-", "@") else r.narrative,
+                _csv_text(r.narrative),
             ]
         )
     return buf.getvalue()

@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
-from wiserpa.errors import Invalid
+from wiserpa.errors import Invalid, invalid
 from wiserpa.experience.taxonomy import TicketCategory, labels
 from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once
 from wiserpa.ids import MAX_ID, parse_id
@@ -191,6 +191,8 @@ def get_compliance(
     state: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
 ) -> dict[str, Any]:
     """Per-participant SLA compliance over response cycles started in [since, until) (UTC dates)."""
+    if since and until and until <= since:
+        raise invalid("until", "must be after since (the period is [since, until))")
     rows = service.compliance(
         session,
         rt,
