@@ -12,7 +12,7 @@ from tests.factories import body
 from wiserpa.auth.models import OrgKind
 from wiserpa.auth.service import create_organization
 from wiserpa.goldcard.models import GoldCard
-from wiserpa.goldcard.service import active_gold_card, evaluate
+from wiserpa.goldcard.service import EvaluationReport, active_gold_card, evaluate
 from wiserpa.policy.validation import make_valid_npi
 from wiserpa.requests.models import PaRequest
 from wiserpa.runtime import Runtime
@@ -59,7 +59,8 @@ def history(rt: Runtime, statuses: Iterable[str], *, at: dt.datetime, npi: str =
         s.commit()
 
 
-def run(rt: Runtime, now: dt.datetime):  # type: ignore[no-untyped-def]
+def run(rt: Runtime, now: dt.datetime) -> EvaluationReport:
+    """Run one evaluation at `now` and commit it."""
     with rt.sessions() as s:
         report = evaluate(s, rt, now=now)
         s.commit()
@@ -139,7 +140,8 @@ def test_renewal_of_an_expiring_card_and_lapse_without_it(rt, clock) -> None:
     with rt.sessions() as s:
         new = s.get(GoldCard, ev.card_id)
         assert new is not None and new.valid_from == end and new.details["renews"] == first.card_id
-        assert active_gold_card(s, npi=NPI, category=CAT, at=end + dt.timedelta(days=1)).id == new.id
+        later_card = active_gold_card(s, npi=NPI, category=CAT, at=end + dt.timedelta(days=1))
+        assert later_card is not None and later_card.id == new.id
     assert run(rt, soon).evaluations[0].action == "kept"  # renewing twice gives one successor
 
 
@@ -156,7 +158,7 @@ def test_no_renewal_below_threshold_and_expiry(rt, clock) -> None:
         assert active_gold_card(s, npi=NPI, category=CAT, at=end) is None
 
 
-def _carded_requests(client: TestClient, rt, clock, make_actor, n: int):  # type: ignore[no-untyped-def]
+def _carded_requests(client: TestClient, rt, clock, make_actor, n: int):  # type: ignore[no-untyped-def,unused-ignore]
     history(rt, ["affirmed"] * 5, at=clock.now() - dt.timedelta(days=3))
     card_id = run(rt, clock.now()).evaluations[0].card_id
     provider = make_actor("provider")

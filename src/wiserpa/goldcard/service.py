@@ -10,6 +10,10 @@ How each outcome counts in the affirmation rate (affirmed / (affirmed + non-affi
   and only a retrospective sample review may overturn it (Texas model);
 - still open: excluded (not decided yet).
 
+After a rescission, only requests received after the rescission count for that provider x category (the
+rescinded card's history is what the sample review found wanting), so the next evaluation cannot simply grant
+the card back.
+
 The volume is the denominator. A card is granted only when volume >= min_requests and rate >= the threshold.
 """
 
@@ -20,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from wiserpa.audit import service as audit
@@ -96,6 +100,7 @@ class ProviderEvaluation:
     excluded: int = 0
     action: str = ""  # granted | renewed | kept | below_threshold | below_volume | not_renewed | disabled
     card_id: int | None = None
+    counted_from: dt.datetime | None = None  # the last rescission in the window, when there is one
 
     @property
     def volume(self) -> int:
@@ -170,6 +175,19 @@ def evaluate(
         report.expired += 1
     if not gc.enabled:
         return report
+    # The last rescission per provider x category in the window: requests received up to it do not count.
+    rescinded = (
+        select(
+            GoldCard.provider_npi.label("npi"),
+            GoldCard.category.label("category"),
+            func.max(GoldCard.rescinded_at).label("at"),
+        )
+        .where(GoldCard.status == "rescinded", GoldCard.rescinded_at >= start, GoldCard.rescinded_at <= now)
+        .group_by(GoldCard.provider_npi, GoldCard.category)
+    )
+    if npis:
+        rescinded = rescinded.where(GoldCard.provider_npi.in_(list(npis)))
+    resc = rescinded.subquery()
     conditions = [PaRequest.received_at >= start, PaRequest.received_at < now]
     if npis:
         conditions.append(PaRequest.provider_npi.in_(list(npis)))
@@ -179,18 +197,25 @@ def evaluate(
             PaRequest.provider_npi.label("npi"),
             PaRequest.category.label("category"),
             effective_status_sql(now).label("status"),
+            resc.c.at.label("since"),
+            case((PaRequest.received_at <= resc.c.at, 1), else_=0).label("before"),
         )
+        .select_from(PaRequest)
+        .outerjoin(resc, and_(resc.c.npi == PaRequest.provider_npi, resc.c.category == PaRequest.category))
         .where(and_(*conditions))
         .subquery()
     )
     rows = session.execute(
-        select(sub.c.npi, sub.c.category, sub.c.status, func.count()).group_by(
-            sub.c.npi, sub.c.category, sub.c.status
+        select(sub.c.npi, sub.c.category, sub.c.status, sub.c.since, sub.c.before, func.count()).group_by(
+            sub.c.npi, sub.c.category, sub.c.status, sub.c.since, sub.c.before
         )
     ).all()
     pairs: dict[tuple[str, str], ProviderEvaluation] = {}
-    for npi, category, st, n in rows:
-        ev = pairs.setdefault((npi, category), ProviderEvaluation(npi, category))
+    for npi, category, st, since, before, n in rows:
+        ev = pairs.setdefault((npi, category), ProviderEvaluation(npi, category, counted_from=since))
+        if before:
+            ev.excluded += n
+            continue
         kind = _counts_as(rt, st)
         if kind == "affirmed":
             ev.affirmed += n
@@ -209,7 +234,7 @@ def evaluate(
     total = len(pairs)
     for i, key in enumerate(sorted(pairs), 1):
         ev = pairs[key]
-        _act(session, rt, ev, cards.get(key, []), now=now, window=(start, now))
+        _act(session, rt, ev, cards.get(key, []), now=now, window=(ev.counted_from or start, now))
         report.evaluations.append(ev)
         if progress is not None:
             progress(i, total)
@@ -327,6 +352,12 @@ def _load(session: Session, card_id: int, *, for_update: bool = False) -> GoldCa
     return card
 
 
+def _has_requests_in(session: Session, npi: str, state: str | None) -> bool:
+    """Whether the NPI has any request in the state (a reviewer's scope for gold cards)."""
+    stmt = select(PaRequest.id).where(PaRequest.provider_npi == npi, PaRequest.state == state).limit(1)
+    return session.scalars(stmt).first() is not None
+
+
 def record_sample_review(
     session: Session,
     rt: Runtime,
@@ -342,6 +373,9 @@ def record_sample_review(
         raise Forbidden("only a clinician reviewer or oversight may review a gold card's sample")
     gc = rt.profile.gold_card
     card = _load(session, card_id, for_update=True)
+    if reviewer.role is Role.REVIEWER and not _has_requests_in(session, card.provider_npi, reviewer.state):
+        # The same scope as list_cards: a card a reviewer cannot list does not exist for it.
+        raise NotFound(f"gold card {card_id} not found")
     if card.status != "active":
         raise Conflict(f"gold card {card.id} is {card.status}; only an active card can be reviewed")
     ids = [rid for rid, _ in reviewed]
@@ -366,6 +400,8 @@ def record_sample_review(
         or by_id[rid].provider_npi != card.provider_npi
         or by_id[rid].category != card.category
         or by_id[rid].decision_kind != "gold_card"
+        # carded under this card, not under an earlier one of the same provider and service
+        or not card.valid_from <= by_id[rid].received_at < card.valid_until
         or (reviewer.role is Role.REVIEWER and by_id[rid].state != reviewer.state)
     ]
     if wrong:
@@ -400,6 +436,24 @@ def record_sample_review(
             "text": f"Your gold card for {card.category} is rescinded: {card.rescission_reason}. "
             "You may appeal (POST /api/v1/gold-cards/{id}/appeal).".replace("{id}", str(card.id)),
         }
+        # A renewal already granted rests on the same history: it ends with the card it renews.
+        for successor in session.scalars(
+            select(GoldCard)
+            .where(
+                GoldCard.provider_npi == card.provider_npi,
+                GoldCard.category == card.category,
+                GoldCard.status == "active",
+                GoldCard.valid_from >= card.valid_until,
+            )
+            .with_for_update()
+        ):
+            successor.status = "rescinded"
+            successor.rescinded_at = now
+            successor.rescission_reason = (
+                f"renewal of gold card {card.id}, rescinded: {card.rescission_reason}"
+            )
+            details["notice"]["also_rescinded"] = [*details["notice"].get("also_rescinded", []), successor.id]
+            _audit(session, successor, "goldcard.rescind_renewal", now, renews=card.id)
     card.details = details
     _audit(
         session,
