@@ -278,3 +278,19 @@ def test_anonymous_malformed_body_is_401_not_422(client: TestClient) -> None:
         "/api/v1/catalog/lookup", params={"code": "64483"}
     )  # missing fields on a public route
     assert public.status_code == 422
+
+
+def test_received_date_filters_are_days_in_the_states_zone(client: TestClient, make_actor, clock) -> None:
+    """A Texas request sent at 22:00 CST on 2 March is a 2 March request, though it is 3 March in UTC."""
+    provider = make_actor("provider")
+    clock.set(dt.datetime(2026, 3, 3, 4, 0, tzinfo=dt.UTC))
+    made = client.post("/api/v1/requests", json=body(state="TX"), headers=provider.headers)
+    assert made.status_code == 201, made.text
+
+    def listed(**params: str) -> list[int]:
+        r = client.get("/api/v1/requests", params=params, headers=provider.headers)
+        assert r.status_code == 200, r.text
+        return [i["id"] for i in r.json()["items"]]
+
+    assert listed(received_from="2026-03-02", received_to="2026-03-02") == [made.json()["id"]]
+    assert listed(received_from="2026-03-03") == [] and listed(received_to="2026-03-01") == []

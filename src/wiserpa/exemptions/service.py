@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from wiserpa.audit import service as audit
@@ -90,32 +89,6 @@ def audit_view(row: ExemptionAudit) -> dict[str, Any]:
     }
 
 
-def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
-    """The first instant of `day` in `zone`, in UTC."""
-    return dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
-
-
-def _received_between(rt: Runtime, first: dt.date | None, last: dt.date | None) -> ColumnElement[bool]:
-    """Received on a day from `first` to `last` inclusive, each day taken in the request's state's zone."""
-
-    def bounds(zone: ZoneInfo) -> list[ColumnElement[bool]]:
-        out = []
-        if first:
-            out.append(PaRequest.received_at >= _local_midnight(first, zone))
-        if last:
-            out.append(PaRequest.received_at < _local_midnight(last + dt.timedelta(days=1), zone))
-        return out
-
-    states = rt.catalog.states
-    per_state = [
-        and_(PaRequest.state == code, *bounds(ZoneInfo(info.timezone)))
-        for code, info in sorted(states.items())
-    ]
-    # A state outside the catalog (none is accepted on submission) falls back to UTC days.
-    per_state.append(and_(PaRequest.state.not_in(sorted(states)), *bounds(ZoneInfo("UTC"))))
-    return or_(*per_state)
-
-
 def report(
     session: Session,
     rt: Runtime,
@@ -136,7 +109,7 @@ def report(
     if npi:
         conditions.append(PaRequest.provider_npi == npi)
     if received_from or received_to:
-        conditions.append(_received_between(rt, received_from, received_to))
+        conditions.append(requests.received_between(rt, received_from, received_to))
     one = 1
     rows = session.execute(
         select(

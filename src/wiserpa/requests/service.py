@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import and_, bindparam, func, insert, inspect, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, inspect, or_, select, text, update
 from sqlalchemy.orm import Session, defer, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -665,6 +665,32 @@ class Page:
     offset: int
 
 
+def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    """The first instant of `day` in `zone`, in UTC."""
+    return dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
+
+
+def received_between(rt: Runtime, first: dt.date | None, last: dt.date | None) -> ColumnElement[bool]:
+    """Received on a day from `first` to `last` inclusive, each day taken in the request's state's zone."""
+
+    def bounds(zone: ZoneInfo) -> list[ColumnElement[bool]]:
+        out = []
+        if first:
+            out.append(PaRequest.received_at >= _local_midnight(first, zone))
+        if last:
+            out.append(PaRequest.received_at < _local_midnight(last + dt.timedelta(days=1), zone))
+        return out
+
+    states = rt.catalog.states
+    per_state = [
+        and_(PaRequest.state == code, *bounds(ZoneInfo(info.timezone)))
+        for code, info in sorted(states.items())
+    ]
+    # A state outside the catalog (none is accepted on submission) falls back to UTC days.
+    per_state.append(and_(PaRequest.state.not_in(sorted(states)), *bounds(ZoneInfo("UTC"))))
+    return or_(*per_state)
+
+
 def list_requests(
     session: Session,
     rt: Runtime,
@@ -690,12 +716,8 @@ def list_requests(
         conditions.append(PaRequest.category == category)
     if mbi:
         conditions.append(PaRequest.beneficiary_mbi == mbi.upper())
-    if received_from:
-        conditions.append(PaRequest.received_at >= dt.datetime.combine(received_from, dt.time(), dt.UTC))
-    if received_to:
-        conditions.append(
-            PaRequest.received_at < dt.datetime.combine(received_to + dt.timedelta(days=1), dt.time(), dt.UTC)
-        )
+    if received_from or received_to:
+        conditions.append(received_between(rt, received_from, received_to))
     where = and_(*conditions)
     total = session.scalar(select(func.count()).select_from(PaRequest).where(where)) or 0
     items = session.scalars(
