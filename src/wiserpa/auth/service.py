@@ -113,6 +113,15 @@ def revoke_key(session: Session, *, prefix: str, now: dt.datetime) -> bool:
     return True
 
 
+_PREFIX_ALPHABET = frozenset("0123456789abcdef")
+_PREFIX_MAX = 16  # api_keys.prefix column width; issued prefixes are 12 hex digits
+
+
+def _is_prefix(text: str) -> bool:
+    """Whether `text` could be a prefix we issued: 1-16 lowercase hex digits."""
+    return len(text) <= _PREFIX_MAX and _PREFIX_ALPHABET.issuperset(text)
+
+
 # Built once: authentication runs on every request, and building a statement costs more than running it.
 _KEY_LOOKUP = (
     select(
@@ -139,7 +148,9 @@ def authenticate(session: Session, token: str) -> Principal | None:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         return None
-    row = session.execute(_KEY_LOOKUP, {"prefix": parts[1]}).first()
+    # Only a prefix of the shape we issue (hex digits) is looked up: anything else names no key, and some
+    # characters cannot even be sent (PostgreSQL text refuses NUL, which a cookie or form field can carry).
+    row = session.execute(_KEY_LOOKUP, {"prefix": parts[1]}).first() if _is_prefix(parts[1]) else None
     if row is None:
         # Spend the same work as a real comparison so timing does not reveal which prefixes exist.
         hmac.compare_digest(_digest(parts[2]), "0" * 64)

@@ -188,6 +188,9 @@ def decide(
     if principal.role is not Role.REVIEWER:
         # Checked before the lookup: the role decides, whatever the request.
         raise Forbidden("only a participant's reviewer may decide requests")
+    # Each criterion is cited once, in the order given: a repeated id would list the same gap twice in the
+    # decision record, the audit entry and the notice the provider reads.
+    reasons = list(dict.fromkeys(reasons))
     request = _lock_request(session, request_id)
     if request is None or not requests.can_see(principal, request):
         # Refused: the shared lookup audits it and answers 404 (it returns only if the row appeared meanwhile).

@@ -2,6 +2,10 @@
 
 Neither pauses the clock: a request for information leaves the due time where it was, and a request past its
 due time under deemed approval is affirmed whatever is still being discussed.
+
+Every change locks the request's row first (FOR UPDATE on PostgreSQL; SQLite's writer lock already serializes
+writers), so two parties acting on the same request at once take turns: the second sees what the first did (an
+open peer-to-peer, an answer, an outcome) and gets a 409 instead of writing a second one over it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from wiserpa.policy.criteria import coerce_facts, evaluate, validate_facts
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
-from wiserpa.requests.status import OPEN, effective_status
+from wiserpa.requests.status import OPEN, Status, effective_status
 from wiserpa.reviews import service as reviews
 from wiserpa.reviews.models import InformationRequest, PeerToPeer
 from wiserpa.runtime import Runtime
@@ -69,7 +73,9 @@ def request_information(
     """A reviewer asks the provider for what is missing, naming unmet/undocumented criteria."""
     if principal.role is not Role.REVIEWER:
         raise Forbidden("only a participant's reviewer may request more information")
-    request = requests.load_visible(session, rt, principal, request_id, action="request.information_request")
+    request = requests.load_visible(
+        session, rt, principal, request_id, action="request.information_request", for_update=True
+    )
     now = rt.clock.now()
     if effective_status(request, now) not in OPEN:
         raise Conflict(f"request {request.id} is already {effective_status(request, now)}")
@@ -126,7 +132,9 @@ def respond_information(
     """The submitting practice answers with a note and/or facts checked against the governing policy."""
     if principal.role is not Role.PROVIDER:
         raise Forbidden("only the submitting organization may answer a request for information")
-    request = requests.load_visible(session, rt, principal, request_id, action="request.information_response")
+    request = requests.load_visible(
+        session, rt, principal, request_id, action="request.information_response", for_update=True
+    )
     row = session.get(InformationRequest, information_request_id)
     if row is None or row.request_id != request.id:
         raise NotFound(f"information request {information_request_id} not found")
@@ -197,14 +205,12 @@ def request_peer_to_peer(
     """The provider or the reviewer asks for a peer-to-peer conversation, optionally with a time."""
     if principal.role not in (Role.PROVIDER, Role.REVIEWER):
         raise Forbidden("only the provider or the participant's reviewer may request a peer-to-peer")
-    request = requests.load_visible(session, rt, principal, request_id, action="request.p2p_request")
+    request = requests.load_visible(
+        session, rt, principal, request_id, action="request.p2p_request", for_update=True
+    )
     now = rt.clock.now()
     _check_time(scheduled_for, now)
-    status = effective_status(request, now)
-    if status not in (*OPEN, "non_affirmed"):
-        raise Conflict(
-            f"request {request.id} is {status}; a peer-to-peer is for pended or non-affirmed requests"
-        )
+    _check_discussable(request, now)
     open_p2p = session.scalars(
         select(PeerToPeer).where(PeerToPeer.request_id == request.id, PeerToPeer.status != "completed")
     ).first()
@@ -232,6 +238,16 @@ def request_peer_to_peer(
         {"p2p_id": row.id, "scheduled_for": scheduled_for},
     )
     return row
+
+
+def _check_discussable(request: PaRequest, now: dt.datetime) -> None:
+    """A peer-to-peer is asked for or (re)scheduled only while the request is pended or non-affirmed: once it
+    is withdrawn or affirmed (deemed included) there is nothing left to discuss, so no call is booked."""
+    status = effective_status(request, now)
+    if status not in (*OPEN, Status.NON_AFFIRMED):
+        raise Conflict(
+            f"request {request.id} is {status}; a peer-to-peer is for pended or non-affirmed requests"
+        )
 
 
 def _check_time(value: dt.datetime | None, now: dt.datetime) -> None:
@@ -264,12 +280,15 @@ def schedule_peer_to_peer(
     """Set (or move) the time of an open peer-to-peer (either party)."""
     if principal.role not in (Role.PROVIDER, Role.REVIEWER):
         raise Forbidden("only the provider or the participant's reviewer may schedule a peer-to-peer")
-    request = requests.load_visible(session, rt, principal, request_id, action="request.p2p_schedule")
+    request = requests.load_visible(
+        session, rt, principal, request_id, action="request.p2p_schedule", for_update=True
+    )
     row = _load_p2p(session, request, p2p_id)
     if row.status == "completed":
         raise Conflict("this peer-to-peer is already completed")
     now = rt.clock.now()
     _check_time(scheduled_for, now)
+    _check_discussable(request, now)
     row.scheduled_for = scheduled_for
     row.scheduled_by_user_id = principal.user_id
     row.status = "scheduled"
@@ -300,7 +319,9 @@ def record_peer_to_peer_outcome(
         raise Forbidden("only the participant's reviewer records a peer-to-peer outcome")
     if outcome not in P2P_OUTCOMES:
         raise Invalid("unknown outcome", [FieldError("outcome", f"use one of {', '.join(P2P_OUTCOMES)}")])
-    request = requests.load_visible(session, rt, principal, request_id, action="request.p2p_outcome")
+    request = requests.load_visible(
+        session, rt, principal, request_id, action="request.p2p_outcome", for_update=True
+    )
     row = _load_p2p(session, request, p2p_id)
     if row.status == "completed":
         raise Conflict("this peer-to-peer already has an outcome")
