@@ -23,6 +23,7 @@ from wiserpa.config import Settings
 from wiserpa.policy.clock import FixedClock
 from wiserpa.policy.profiles import load_profile
 from wiserpa.policy.validation import make_valid_npi
+from wiserpa.reporting.service import clear_report_cache
 from wiserpa.runtime import Runtime
 from wiserpa.store.db import make_engine
 from wiserpa.store.migrate import upgrade
@@ -103,6 +104,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     engine = make_engine(url)
     _truncate_pg(engine)
     engine.dispose()
+    clear_report_cache()  # the same URL now holds other data: a report cached for the last test must not show
     yield url
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "Family",
     "PublicReport",
     "build_facts",
+    "clear_report_cache",
     "compensation_params",
     "equations",
     "oversight_report",
@@ -882,18 +883,26 @@ _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 8
 
 
+def clear_report_cache() -> None:
+    """Forget every cached report (after the database was restored or emptied behind the app's back)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
 def _fingerprint(rt: Runtime) -> tuple[Any, ...]:
     """Cheap data version: row counts and the newest id of every source table.
 
     Every change of a request's outcome appends a decision, so the decisions' count and newest id move
     with it; the requests' newest id is a primary-key lookup (their latest ``updated_at`` was a full scan).
+    Changes made in place (a support answer, a claim appeal's outcome, a peer-to-peer's outcome) show within
+    the minute the key also holds.
     """
     from wiserpa.requests.models import PaRequest
 
     parts: list[Any] = []
     with _read(rt) as conn:
         parts.append(tuple(conn.execute(select(func.count(), func.max(PaRequest.id))).one()))
-        for name in ("decisions", "claim_lines", "support_cycles", "experience_reports"):
+        for name in ("decisions", "claim_lines", "support_cycles", "experience_reports", "peer_to_peer"):
             if name in Base.metadata.tables:
                 t = Base.metadata.tables[name]
                 parts.append(tuple(conn.execute(select(func.count(), func.max(t.c.id))).one()))
