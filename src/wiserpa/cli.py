@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from wiserpa.auth.models import Role
 from wiserpa.config import DEFAULT_DATABASE_URL, Settings
@@ -17,10 +18,51 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, without SQLAlchemy's background link."""
+    from sqlalchemy.exc import DBAPIError
+
+    source: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if isinstance(source, OSError) and source.strerror:
+        text_ = f"{source.filename}: {source.strerror}" if source.filename else source.strerror
+    else:
+        text_ = str(source).strip() or type(source).__name__
+    return text_.splitlines()[0]
+
+
+class _Commands(TyperGroup):
+    """The root command: expected operator mistakes end in one clear line and a non-zero exit."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context, not public API
+        """Run the subcommand; bad input, an unreachable database or an unwritable path is one line."""
+        from sqlalchemy.exc import ArgumentError, OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except ArgumentError as exc:
+            err.print(
+                f"error: --database-url is not a usable SQLAlchemy URL ({_one_line(exc)})",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+        except OperationalError as exc:
+            err.print(f"error: cannot use the database: {_one_line(exc)}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            err.print(f"error: {_one_line(exc)}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except ValueError as exc:  # ProfileError, unknown state and other refused input
+            err.print(f"error: {_one_line(exc)}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
     help="wiserpa: prior authorization for Medicare's WISeR model, with the physicians' safeguards.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -54,6 +96,19 @@ def _engine(settings: Settings) -> Engine:
     from wiserpa.store.db import make_engine
 
     return make_engine(settings.database_url)
+
+
+def _wiser_state(state: str, option: str = "--state") -> str:
+    """The two-letter state upper-cased, or a usage error naming `option` when it is not a WISeR state."""
+    from wiserpa.policy.catalog import load_catalog
+
+    states = load_catalog().states
+    code = state.strip().upper()
+    if code not in states:
+        raise typer.BadParameter(
+            f"{state!r} is not a WISeR state (one of {', '.join(sorted(states))})", param_hint=option
+        )
+    return code
 
 
 def _ensure_schema(settings: Settings, *, apply: bool) -> None:
@@ -96,7 +151,10 @@ def serve(
     """Run the HTTP service (REST, FHIR, web pages)."""
     import uvicorn
 
+    from wiserpa.policy.profiles import load_profile
+
     settings = _settings(database_url, profile=profile)
+    load_profile(settings.profile)  # an unknown profile is refused before "serving on ..." is printed
     _ensure_schema(settings, apply=migrate)
     if workers > 1 and settings.database_url.startswith("sqlite"):
         err.print("[yellow]Several workers on SQLite share one writer; use PostgreSQL to scale out.[/yellow]")
@@ -129,7 +187,7 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve after creating the data")
     ] = True,
-    requests: Annotated[int, typer.Option(help="How many synthetic requests to generate")] = 1000,
+    requests: Annotated[int, typer.Option(min=0, help="How many synthetic requests to generate")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed")] = 2026,
 ) -> None:
     """Create a demo database with synthetic data, print demo API keys per role, then serve."""
@@ -209,6 +267,8 @@ def keys_create(
     except ValueError:
         err.print(f"[red]--role must be one of: {', '.join(r.value for r in Role)}[/red]")
         raise typer.Exit(2) from None
+    if state is not None:
+        state = _wiser_state(state)
     if npi is not None and not is_valid_npi(npi):
         err.print("[red]--npi is not a valid NPI[/red]")
         raise typer.Exit(2)
@@ -317,6 +377,8 @@ def experience_brief(
     from wiserpa.experience.service import brief_markdown
     from wiserpa.runtime import Runtime
 
+    if state is not None:
+        state = _wiser_state(state)
     settings = _settings(database_url)
     _ensure_schema(settings, apply=False)
     rt = Runtime.build(settings)
@@ -394,11 +456,29 @@ def simulate(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Simulate a year of WISeR under each policy profile, through the real services."""
+    from wiserpa.policy.catalog import load_catalog
     from wiserpa.sim.engine import Scenario
     from wiserpa.sim.outputs import run_cli
 
+    if not scale > 0:
+        raise typer.BadParameter("must be greater than 0", param_hint="--scale")
+    if clinicians is not None and not clinicians > 0:
+        raise typer.BadParameter("must be greater than 0", param_hint="--clinicians")
+    catalog = load_catalog()
+    first, last = catalog.model_start.year, catalog.model_end.year
+    if not first <= year <= last:
+        raise typer.BadParameter(f"the model runs {first}-{last}", param_hint="--year")
+    state = _wiser_state(state)
+    if out is not None:
+        # Refuse an unwritable --out before a long run, not after it.
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot create {out}: {exc.strerror}", param_hint="--out") from None
+        if not os.access(out, os.W_OK):
+            raise typer.BadParameter(f"{out} is not writable", param_hint="--out")
     scenario = Scenario(
-        state=state.upper(),
+        state=state,
         year=year,
         profiles=tuple(p.strip() for p in profiles.split(",")),
         scale=scale,

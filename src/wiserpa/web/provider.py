@@ -45,6 +45,7 @@ register_nav(
 
 ProviderPrincipal = Annotated[Principal, Depends(page_roles(Role.PROVIDER))]
 FACT_PREFIX = "clinical_facts."
+MAX_FORM_TOKEN = 200  # the idempotency store's key length
 
 
 # ---------------------------------------------------------------------------------------------- checklist
@@ -120,11 +121,14 @@ def _codes(raw: str) -> list[str]:
     return [c.strip().upper() for c in raw.replace(";", ",").replace(" ", ",").split(",") if c.strip()]
 
 
-def _field_for(path: str) -> str:
-    """Where a service error about `path` is shown on the form."""
+def _field_for(path: str, *, additional: bool = False) -> str:
+    """Where a service error about `path` is shown on the form (`additional`: add-on codes were typed)."""
     if path.startswith(FACT_PREFIX):
         return path
-    if path.startswith("lines[0]") or path == "lines":
+    if path == "lines":
+        # About the set of codes (too many, mixed services): shown where the extra codes were typed.
+        return "additional_codes" if additional else "code"
+    if path.startswith("lines[0]"):
         return "code"
     if path.startswith("lines"):
         return "additional_codes"
@@ -146,6 +150,14 @@ def _pydantic_fields(exc: ValidationError) -> list[FieldError]:
 
 def _values(form: FormData) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+NUL_MESSAGE = "remove the NUL character (pasted from another program?)"
+
+
+def _nul_errors(values: dict[str, str]) -> dict[str, str]:
+    """Fields holding a NUL character, which no database text column stores (PostgreSQL refuses it)."""
+    return {("form" if k == "idempotency_key" else k): NUL_MESSAGE for k, v in values.items() if "\x00" in v}
 
 
 def _defaults(rt: Runtime) -> dict[str, str]:
@@ -236,14 +248,26 @@ def post_request(
     values["code"] = values.get("code", "").upper()
     if values.get("action") != "submit":
         return _render_form(request, rt, values)
+    if len(values.get("idempotency_key", "")) > MAX_FORM_TOKEN:
+        # A tampered token the store cannot hold: give a fresh one rather than fail on save.
+        values.pop("idempotency_key")
+        return _render_form(
+            request, rt, values, {"form": "This form's token is not valid; review it and submit again."}, 422
+        )
     body, errors = _submission(rt, values)
+    errors = {**errors, **_nul_errors(values)}
     if errors:
         return _render_form(request, rt, values, errors, 422)
+    extra = len(body["lines"]) > 1
     try:
         data = SubmitRequestIn.model_validate(body)
     except ValidationError as exc:
         return _render_form(
-            request, rt, values, {_field_for(f.field): f.message for f in _pydantic_fields(exc)}, 422
+            request,
+            rt,
+            values,
+            {_field_for(f.field, additional=extra): f.message for f in _pydantic_fields(exc)},
+            422,
         )
 
     def work() -> Outcome:
@@ -262,7 +286,9 @@ def post_request(
         )
     except Invalid as exc:
         session.rollback()
-        found = {_field_for(f.field): f.message for f in exc.fields} or {"form": exc.message}
+        found = {_field_for(f.field, additional=extra): f.message for f in exc.fields} or {
+            "form": exc.message
+        }
         return _render_form(request, rt, values, found, 422)
     except IdempotencyConflict:
         session.rollback()
@@ -423,6 +449,7 @@ def resubmit_page(
             errors[item["field"]] = err
         elif value is not None:
             facts[item["name"]] = value
+    errors.update(_nul_errors(values))
     changes: dict[str, Any] = {"clinical_facts": facts}
     if values.get("notes", "").strip():
         changes["notes"] = values["notes"].strip()
@@ -439,6 +466,11 @@ def resubmit_page(
     view = requests.request_view(rt, req, now=rt.clock.now())
     wf = workflow.workflow_view(session, req)
     session.commit()
+    # The resubmit form shows messages only beside fact fields: any other (e.g. notes) goes in the alert.
+    shown = {item["field"] for item in _resubmit_fields(rt, req)} if req.policy_id else set()
+    elsewhere = [f"{k}: {v}" for k, v in errors.items() if k != "form" and k not in shown]
+    if elsewhere:
+        errors["form"] = "; ".join([errors["form"], *elsewhere] if "form" in errors else elsewhere)
     return render(
         request,
         "requests/detail.html",
@@ -466,6 +498,8 @@ def answer_information(
 ) -> Response:
     """The practice answers a request for information with a note."""
     note = str(form.get("note") or "").strip()[:4000]
+    if "\x00" in note:
+        return redirect(f"/requests/{request_id}", notice=f"Not sent: note: {NUL_MESSAGE}.")
     try:
         workflow.respond_information(
             session,
@@ -494,6 +528,8 @@ def ask_peer_to_peer(
     """The provider (or reviewer) asks for a peer-to-peer conversation."""
     note = str(form.get("note") or "").strip()[:4000]
     back = "/review/" if principal.role is Role.REVIEWER else "/requests/"
+    if "\x00" in note:
+        return redirect(f"{back}{request_id}", notice=f"Not requested: note: {NUL_MESSAGE}.")
     try:
         workflow.request_peer_to_peer(
             session, rt, principal=principal, request_id=request_id, note=note or None

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -212,6 +213,14 @@ class PageRoute(APIRoute):
             except ApiError as exc:
                 titles = {404: "Not found", 403: "Not allowed", 409: "Conflict", 429: "Slow down"}
                 return error_page(request, exc.status_code, titles.get(exc.status_code, "Error"), exc.message)
+            except RequestValidationError as exc:
+                # A bad query parameter or path segment (`?status=bogus`, `?offset=-1`): a page naming it, not the
+                # API's JSON error body.
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err.get('loc', ())[1:]) or 'address'}: {err.get('msg', 'invalid')}"
+                    for err in exc.errors()
+                )
+                return error_page(request, 422, "Invalid address", problems or "The address is not valid.")
 
         return page_handler
 
