@@ -64,6 +64,17 @@ class Invalid(ApiError):
         super().__init__(message, fields or [], 422, "invalid")
 
 
+def field_path(loc: tuple[object, ...] | list[object]) -> str:
+    """A validation error's location as the API names fields: ('body', 'lines', 0, 'code') -> 'lines[0].code'."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
 def invalid(field_name: str, message: str) -> Invalid:
     """Shorthand for a one-field validation error."""
     return Invalid(f"{field_name}: {message}", [FieldError(field_name, message)])

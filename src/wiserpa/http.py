@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal, authenticate
-from wiserpa.errors import ApiError, FieldError, Forbidden, Invalid
+from wiserpa.errors import ApiError, FieldError, Forbidden, Invalid, field_path
 from wiserpa.fhir.outcome import Issue, IssueCode, operation_outcome
 from wiserpa.ids import MAX_ID, parse_id
 from wiserpa.runtime import Runtime
@@ -170,16 +170,6 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
-    return out or "body"
-
-
 def _needs_key(request: Request) -> bool:
     """True when the matched route authenticates its caller (get_principal somewhere in its dependencies)."""
     route = request.scope.get("route")
@@ -240,7 +230,7 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             msg = str(err.get("msg", "invalid"))
             msg = msg.removeprefix("Value error, ")
-            fields.append({"field": _field_path(err.get("loc", ())), "message": msg})
+            fields.append({"field": field_path(tuple(err.get("loc", ()))), "message": msg})
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "invalid request"
         return _error_response(
             request, {"error": {"code": "invalid", "message": message, "fields": fields}}, 422

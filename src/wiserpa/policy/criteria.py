@@ -29,6 +29,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
 )
 
 from wiserpa.policy.rules import (
@@ -284,6 +285,14 @@ class _Strict(BaseModel):
 class _CitationIn(_Strict):
     policy: StrictStr
     section: StrictStr = Field(min_length=1)
+
+    @field_validator("section")
+    @classmethod
+    def _section_named(cls, value: str) -> str:
+        # A blank section is no citation: a reviewer could not find the passage the criterion rests on.
+        if not value.strip():
+            raise ValueError("is blank; name the NCD/LCD section the criterion comes from")
+        return value
 
 
 class _FactIn(_Strict):
@@ -590,6 +599,10 @@ def _build_facts(name: str, raw: Mapping[str, _FactIn]) -> dict[str, FactSpec]:
 # Fact validation and coercion
 
 
+# Facts are stored as JSON whose encoder (orjson) takes integers of at most 64 bits.
+_INT64 = 2**63
+
+
 def _check_fact(spec: FactSpec, value: Any) -> str | None:
     """Why ``value`` is not acceptable for ``spec``, or None when it is."""
     t = spec.type
@@ -602,6 +615,8 @@ def _check_fact(spec: FactSpec, value: Any) -> str | None:
             return "must be a whole number"
         if not math.isfinite(value):
             return "must be a finite number"
+        if isinstance(value, int) and not -_INT64 <= value < _INT64:
+            return "is out of range (a whole number must fit in 64 bits)"
         if spec.minimum is not None and value < spec.minimum:
             return f"must be at least {spec.minimum:g}"
         if spec.maximum is not None and value > spec.maximum:

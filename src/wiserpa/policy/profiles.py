@@ -49,10 +49,14 @@ class ProfileError(ValueError):
     """A profile is missing or invalid; the message names the file and the field."""
 
 
+# Day counts beyond ten years outlive the model many times over and, far enough, overflow date arithmetic.
+_TEN_YEARS_DAYS = 3653
+
+
 class _Section(BaseModel):
     """Base for profile sections: unknown keys are errors; ``sources`` may only name real parameters."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     sources: dict[str, str] = {}
 
     @model_validator(mode="after")
@@ -66,13 +70,34 @@ class _Section(BaseModel):
 class DurationSpec(BaseModel):
     """A duration as written in YAML: {amount, unit}."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     amount: float = Field(ge=0)
     unit: DurationUnit
+
+    @model_validator(mode="after")
+    def _in_range(self) -> DurationSpec:
+        # Past a year no time limit means anything, and far larger ones overflow every due-time computation.
+        longest = _LONGEST[self.unit]
+        if self.amount > longest:
+            raise ValueError(f"amount must be at most {longest:g} {self.unit}")
+        try:
+            self.to_duration()
+        except ValueError as exc:  # e.g. a fractional number of business days
+            raise ValueError(str(exc)) from exc
+        return self
 
     def to_duration(self) -> Duration:
         """The clock module's Duration."""
         return _duration(self.amount, self.unit)
+
+
+# One year in each counting unit: the longest time limit a profile may set.
+_LONGEST: dict[str, float] = {
+    "hours": 366 * 24,
+    "business_hours": 261 * 24,
+    "business_days": 261,
+    "calendar_days": 366,
+}
 
 
 @lru_cache(maxsize=256)
@@ -98,7 +123,7 @@ class Timelines(_Section):
     mac_forwarded_clock_start: Literal["mac_receipt", "participant_receipt"] = "participant_receipt"
     business_day_start: str = "08:00"
     business_day_end: str = "17:00"
-    affirmation_validity_days: int = Field(default=120, ge=1)
+    affirmation_validity_days: int = Field(default=120, ge=1, le=_TEN_YEARS_DAYS)
 
     @field_validator("business_day_start", "business_day_end")
     @classmethod
@@ -157,8 +182,8 @@ class GoldCardPolicy(_Section):
     enabled: bool = False
     min_affirmation_rate: float = Field(default=0.90, ge=0, le=1)
     min_requests: int = Field(default=5, ge=1)
-    lookback_days: int = Field(default=365, ge=1)
-    validity_days: int = Field(default=365, ge=1)
+    lookback_days: int = Field(default=365, ge=1, le=_TEN_YEARS_DAYS)
+    validity_days: int = Field(default=365, ge=1, le=_TEN_YEARS_DAYS)
     deemed_counts_as: CountsAs = "excluded"
     exempt_counts_as: CountsAs = "excluded"
     withdrawn_counts_as: CountsAs = "excluded"

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from wiserpa.policy.catalog import COVERAGE_TYPES
 from wiserpa.policy.validation import (
     is_valid_icd10cm_shape,
     is_valid_mbi,
@@ -25,7 +26,7 @@ def _icd10(code: str) -> str:
 
 def _modifier(mod: str) -> str:
     mod = mod.strip().upper()
-    if len(mod) != 2 or not mod.isalnum():
+    if len(mod) != 2 or not mod.isascii() or not mod.isalnum():
         raise ValueError(f"modifier {mod!r} is not two letters/digits")
     return mod
 
@@ -49,10 +50,30 @@ class Channel(StrEnum):
     FHIR = "fhir"
 
 
+def _has_nul(value: Any) -> bool:
+    """True when a string in `value` (or in its plain lists and dicts, keys included) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Strict(BaseModel):
-    """Base for inbound shapes: unknown fields are an error, strings are trimmed."""
+    """Base for inbound shapes: unknown fields are an error, strings are trimmed and may not hold NUL."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text and JSONB cannot store U+0000: refuse it here, naming the field, not with a 500 later.
+        # Nested models were checked by their own validator, so only plain values are walked.
+        if _has_nul(value):
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
 
 
 class ProviderIn(Strict):
@@ -143,6 +164,20 @@ class SubmitRequestIn(Strict):
     @classmethod
     def _state(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("organization_npi")
+    @classmethod
+    def _organization_npi(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_npi(value):
+            raise ValueError("not a valid NPI (10 digits with a correct check digit)")
+        return value
+
+    @field_validator("coverage")
+    @classmethod
+    def _coverage(cls, value: str) -> str:
+        if value not in COVERAGE_TYPES:
+            raise ValueError(f"unknown coverage {value!r}; expected one of {', '.join(COVERAGE_TYPES)}")
+        return value
 
     @field_validator("clinical_facts")
     @classmethod

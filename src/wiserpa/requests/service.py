@@ -19,7 +19,7 @@ from wiserpa.audit import service as audit
 from wiserpa.auth.models import Role
 from wiserpa.auth.scope import in_scope, load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
-from wiserpa.errors import ApiError, Conflict, FieldError, Forbidden, Invalid
+from wiserpa.errors import ApiError, Conflict, FieldError, Forbidden, Invalid, field_path
 from wiserpa.goldcard.service import gold_carded
 from wiserpa.policy.clock import due_time, received_instant
 from wiserpa.policy.criteria import HistoryItem, coerce_facts, validate_facts
@@ -213,8 +213,20 @@ def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime)
             )
         elif data.mac_received_at.tzinfo is None:
             errors.append(FieldError("mac_received_at", "give a time zone (e.g. 2026-03-02T10:00:00Z)"))
-        elif data.mac_received_at > now:
-            errors.append(FieldError("mac_received_at", "cannot be in the future"))
+        else:
+            try:
+                mac_day = data.mac_received_at.astimezone(ZoneInfo(state.timezone)).date()
+            except OverflowError:  # 0001-01-01T00:00+14:00 and the like have no instant in range
+                mac_day = dt.date.min if data.mac_received_at.year == dt.MINYEAR else dt.date.max
+            if mac_day < catalog.model_start:
+                errors.append(
+                    FieldError(
+                        "mac_received_at",
+                        f"cannot be before the WISeR model started ({catalog.model_start.isoformat()})",
+                    )
+                )
+            elif data.mac_received_at > now:
+                errors.append(FieldError("mac_received_at", "cannot be in the future"))
     if errors:
         raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
     category = categories.pop()
@@ -817,13 +829,21 @@ def resubmit_many(session: Session, rt: Runtime, items: Sequence[Resubmission]) 
     """Resubmit several requests as one `submit_many` batch; each succeeds or fails (4xx in its place) alone."""
     now = rt.clock.now()
     prepared: list[Submission | ApiError] = []
+    taken: set[int] = set()
     for item in items:
         try:
+            if item.request_id in taken:
+                raise Conflict(f"request {item.request_id} is resubmitted earlier in this batch")
             prepared.append(_resubmission(session, rt, item, now))
+            taken.add(item.request_id)
         except ApiError as exc:
             prepared.append(exc)
     stored = iter(submit_many(session, rt, [p for p in prepared if isinstance(p, Submission)]))
     return [next(stored) if isinstance(p, Submission) else p for p in prepared]
+
+
+# Built once: the request that resubmitted a given one, if any (only the latest of a chain may be resubmitted).
+_SUCCESSOR = select(_REQUESTS.c.id).where(_REQUESTS.c.predecessor_id == bindparam("id")).limit(1)
 
 
 def _resubmission(session: Session, rt: Runtime, item: Resubmission, now: dt.datetime) -> Submission:
@@ -844,13 +864,20 @@ def _resubmission(session: Session, rt: Runtime, item: Resubmission, now: dt.dat
     facts.update(changes.pop("clinical_facts", {}) or {})
     merged.update(changes)
     merged["clinical_facts"] = facts
+    successor = read_connection(session).execute(_SUCCESSOR, {"id": original.id}).scalar()
+    if successor is not None:
+        raise Conflict(
+            f"request {original.id} was already resubmitted as request {successor}; "
+            "resubmit that one if it is non-affirmed or withdrawn"
+        )
     try:
         data = SubmitRequestIn.model_validate(merged)
     except ValidationError as exc:
-        raise Invalid(
-            "the resubmission is not valid",
-            [FieldError(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()],
-        ) from exc
+        fields = [
+            FieldError(field_path(err["loc"]), str(err["msg"]).removeprefix("Value error, "))
+            for err in exc.errors()
+        ]
+        raise Invalid("; ".join(f"{f.field}: {f.message}" for f in fields), fields) from exc
     return Submission(principal, data, merged, received_at=item.received_at, predecessor=original)
 
 

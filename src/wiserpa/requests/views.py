@@ -22,7 +22,7 @@ from wiserpa.http import (
     respond,
 )
 from wiserpa.requests import service
-from wiserpa.requests.schemas import AttachmentIn, SubmitRequestIn
+from wiserpa.requests.schemas import AttachmentIn, Strict, SubmitRequestIn
 from wiserpa.requests.status import Status
 from wiserpa.store.idempotency import Outcome
 
@@ -134,10 +134,9 @@ def get_request(
     return service.request_view(rt, req, now=rt.clock.now())
 
 
-class WithdrawIn(BaseModel):
+class WithdrawIn(Strict):
     """Why the request is withdrawn."""
 
-    model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(default=None, max_length=1000)
 
 
@@ -177,10 +176,9 @@ def withdraw_request(
     return respond(outcome)
 
 
-class ResubmitIn(BaseModel):
+class ResubmitIn(Strict):
     """What changes on a resubmission; everything else is taken from the original."""
 
-    model_config = ConfigDict(extra="forbid")
     clinical_facts: dict[str, Any] = Field(default_factory=dict)
     diagnosis_codes: list[str] | None = Field(default=None, min_length=1, max_length=12)
     date_of_service: dt.date | None = None
