@@ -9,9 +9,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from wiserpa.inbound import Strict
 from wiserpa.policy.utn import is_valid_utn
 from wiserpa.policy.validation import is_valid_npi
-from wiserpa.requests.schemas import AttachmentIn, BeneficiaryIn, Icd10Code, Modifier, ProviderIn, Strict
+from wiserpa.requests.schemas import AttachmentIn, BeneficiaryIn, Icd10Code, Modifier, ProviderIn
 
 # CPT (five digits, or four digits and F/T/U for category II/III and PLA codes) or HCPCS Level II (a letter
 # A-V and four digits). Anything else is not a procedure code.

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from markupsafe import Markup
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from starlette.datastructures import FormData
 
 from wiserpa.auth.models import Role
@@ -20,6 +20,7 @@ from wiserpa.experience import service
 from wiserpa.experience.taxonomy import Obstacle, PatientImpact, labels
 from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once
 from wiserpa.ids import MAX_ID
+from wiserpa.inbound import Strict
 from wiserpa.store.idempotency import Outcome
 from wiserpa.web.auth import csrf_form, page_roles
 from wiserpa.web.views import page_router, redirect, register_nav, render
@@ -31,10 +32,9 @@ NARRATIVE_MAX = 4000
 StateQ = Annotated[str | None, Query(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")]
 
 
-class ReportIn(BaseModel):
+class ReportIn(Strict):
     """An experience report. Give ``state`` (or link a request); ``category`` or ``service_code``."""
 
-    model_config = ConfigDict(extra="forbid")
     state: str | None = Field(default=None, min_length=2, max_length=2)
     participant: str | None = Field(default=None, max_length=100, description="Checked against the state's")
     category: str | None = Field(default=None, max_length=40)

@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wiserpa.goldcard import service
 from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once, respond
 from wiserpa.ids import MAX_ID
+from wiserpa.inbound import Strict
 from wiserpa.store.idempotency import Outcome
 
 router = APIRouter(prefix="/api/v1/gold-cards", tags=["gold cards"])
@@ -33,25 +34,22 @@ def list_cards(
     }
 
 
-class CaseIn(BaseModel):
+class CaseIn(Strict):
     """One reviewed case."""
 
-    model_config = ConfigDict(extra="forbid")
     request_id: int = Field(ge=1, le=MAX_ID)
     appropriate: bool
 
 
-class SampleReviewIn(BaseModel):
+class SampleReviewIn(Strict):
     """A retrospective review of the card's gold-carded requests (5-20 cases by default)."""
 
-    model_config = ConfigDict(extra="forbid")
     reviewed: list[CaseIn] = Field(max_length=100)
 
 
-class AppealIn(BaseModel):
+class AppealIn(Strict):
     """The provider's grounds for appealing a rescission."""
 
-    model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=4000)
 
 

@@ -21,8 +21,9 @@ from wiserpa.http import (
     once,
     respond,
 )
+from wiserpa.inbound import Strict
 from wiserpa.requests import service
-from wiserpa.requests.schemas import AttachmentIn, Strict, SubmitRequestIn
+from wiserpa.requests.schemas import AttachmentIn, SubmitRequestIn
 from wiserpa.requests.status import Status
 from wiserpa.store.idempotency import Outcome
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wiserpa.http import (
     IdempotencyKey,
@@ -19,6 +19,7 @@ from wiserpa.http import (
     once,
     respond,
 )
+from wiserpa.inbound import Strict
 from wiserpa.requests import service as requests
 from wiserpa.requests.views import RequestPage
 from wiserpa.reviews import service
@@ -48,10 +49,9 @@ def worklist(
     }
 
 
-class DecisionIn(BaseModel):
+class DecisionIn(Strict):
     """A clinician's decision. A non-affirmation cites unmet criteria ids; the note may add, never replace."""
 
-    model_config = ConfigDict(extra="forbid")
     decision: Literal["affirm", "non_affirm"]
     reasons: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list, max_length=50)
     note: str | None = Field(default=None, max_length=4000)

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from wiserpa.http import IdempotencyKey, IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once, respond
+from wiserpa.inbound import Strict
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
 from wiserpa.reviews import workflow
@@ -18,41 +19,36 @@ from wiserpa.store.idempotency import Outcome
 router = APIRouter(prefix="/api/v1/requests", tags=["review workflow"])
 
 
-class InformationRequestIn(BaseModel):
+class InformationRequestIn(Strict):
     """What is missing: the unmet/undocumented criteria ids, and an optional message."""
 
-    model_config = ConfigDict(extra="forbid")
     criterion_ids: list[Annotated[str, Field(max_length=80)]] = Field(min_length=1, max_length=50)
     message: str | None = Field(default=None, max_length=4000)
 
 
-class InformationResponseIn(BaseModel):
+class InformationResponseIn(Strict):
     """The practice's answer: a note, and/or facts named by the governing policy."""
 
-    model_config = ConfigDict(extra="forbid")
     note: str | None = Field(default=None, max_length=4000)
     clinical_facts: dict[str, Any] = Field(default_factory=dict, max_length=200)
 
 
-class PeerToPeerIn(BaseModel):
+class PeerToPeerIn(Strict):
     """Ask for a peer-to-peer; a time may be proposed at once."""
 
-    model_config = ConfigDict(extra="forbid")
     note: str | None = Field(default=None, max_length=4000)
     scheduled_for: dt.datetime | None = None
 
 
-class ScheduleIn(BaseModel):
+class ScheduleIn(Strict):
     """When the peer-to-peer takes place."""
 
-    model_config = ConfigDict(extra="forbid")
     scheduled_for: dt.datetime
 
 
-class P2POutcomeIn(BaseModel):
+class P2POutcomeIn(Strict):
     """How the conversation ended."""
 
-    model_config = ConfigDict(extra="forbid")
     outcome: Literal["affirmed_on_discussion", "upheld", "no_show"]
     note: str | None = Field(default=None, max_length=4000)
 

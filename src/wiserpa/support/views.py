@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.datastructures import FormData
 
 from wiserpa.auth.models import Role
@@ -16,6 +16,7 @@ from wiserpa.errors import Invalid, invalid
 from wiserpa.experience.taxonomy import TicketCategory, labels
 from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once
 from wiserpa.ids import MAX_ID, parse_id
+from wiserpa.inbound import Strict
 from wiserpa.store.idempotency import Outcome
 from wiserpa.support import service
 from wiserpa.web.auth import WebPrincipal, csrf_form, page_roles
@@ -26,10 +27,9 @@ router = APIRouter(prefix="/api/v1/support", tags=["support"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-class TicketIn(BaseModel):
+class TicketIn(Strict):
     """A new support ticket. ``state`` defaults to the linked request's state, else your organization's."""
 
-    model_config = ConfigDict(extra="forbid")
     category: TicketCategory
     subject: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=4000)
@@ -42,24 +42,21 @@ class TicketIn(BaseModel):
     )
 
 
-class MessageIn(BaseModel):
+class MessageIn(Strict):
     """A message on a ticket: a response from participant staff, a comment from the practice."""
 
-    model_config = ConfigDict(extra="forbid")
     body: str = Field(min_length=1, max_length=4000)
 
 
-class ResolveIn(BaseModel):
+class ResolveIn(Strict):
     """Optional resolution note."""
 
-    model_config = ConfigDict(extra="forbid")
     note: str | None = Field(default=None, max_length=4000)
 
 
-class ReopenIn(BaseModel):
+class ReopenIn(Strict):
     """Why the ticket is reopened."""
 
-    model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=4000)
 
 
