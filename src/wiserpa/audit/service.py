@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, insert, inspect, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from wiserpa.audit.models import AuditEntry, AuditHead
 from wiserpa.store.base import table_of
@@ -81,12 +81,32 @@ def _digest(
 
 
 @dataclass
-class _Head:
-    """The chain tip as this transaction last wrote it."""
+class _Chain:
+    """The chain as one transaction sees it: the tip it locked and the entries it appended since.
 
-    last_id: int
-    last_hash: str
+    Entries are hashed as they are appended but written when the transaction commits (or when something reads
+    the log before that), one INSERT and one head UPDATE for all of them: a unit of work appends many times
+    (the simulator's day, a sweep), and writing per append cost two statements each time. Only the first
+    `written` entries are in the database. `marks` holds, for each savepoint begun since, the entries and
+    written count at its start, so rolling it back drops what it appended.
+    """
 
+    root: SessionTransaction
+    base_id: int
+    base_hash: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    written: int = 0
+    marks: dict[SessionTransaction, tuple[int, int]] = field(default_factory=dict)
+
+    def tip(self) -> tuple[int, str]:
+        """The id and hash of the last entry (appended, written or not)."""
+        if self.rows:
+            last = self.rows[-1]
+            return last["id"], last["hash"]
+        return self.base_id, self.base_hash
+
+
+_CHAIN = "audit_chain"  # the session.info key of the current transaction's _Chain
 
 # Built once: every audited unit of work runs these.
 _HEAD_FOR_UPDATE = select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
@@ -99,31 +119,99 @@ _HEAD_MOVE = (
 _ENTRY_INSERT = insert(table_of(AuditEntry))
 
 
-def _lock_head(session: Session) -> _Head:
-    # FOR UPDATE serializes writers on PostgreSQL; SQLite already holds its single write lock. The tip is
-    # remembered for the rest of the transaction, so a unit of work that records many entries (a sweep)
-    # reads it once.
-    transaction = session.get_transaction()
-    cached = session.info.get("audit_head")
-    if cached is not None and cached[0] is transaction:
-        head: _Head = cached[1]
-        return head
+def _chain(session: Session) -> _Chain:
+    """This transaction's chain, locking the head on its first append.
+
+    FOR UPDATE serializes writers on PostgreSQL until commit; SQLite already holds its single write lock. The
+    tip is read once per transaction, however many entries and savepoints follow.
+    """
+    root = session.get_transaction()
+    chain: _Chain | None = session.info.get(_CHAIN)
+    if chain is not None and chain.root is root:
+        return chain
     row = session.execute(_HEAD_FOR_UPDATE).first()
     if row is None:
         session.execute(_HEAD_CREATE, {"id": 1, "last_id": 0, "last_hash": GENESIS})
-        head = _Head(0, GENESIS)
+        base_id, base_hash = 0, GENESIS
     else:
-        head = _Head(row.last_id, row.last_hash)
-    session.info["audit_head"] = (transaction, head)
-    return head
+        base_id, base_hash = row.last_id, row.last_hash
+    root = session.get_transaction()  # the read began it if none was open
+    assert root is not None
+    chain = _Chain(root, base_id, base_hash)
+    session.info[_CHAIN] = chain
+    return chain
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_head_after_rollback(session: Session) -> None:
-    # Fires for a rolled-back savepoint too: its entries are gone, so the remembered tip may be ahead of the
-    # database and the next entry must re-read it. A released savepoint keeps the tip it moved (shared with
-    # its parent), so a unit of work with a savepoint per item still reads the tip once.
-    session.info.pop("audit_head", None)
+def write_pending(session: Session) -> int:
+    """Write the entries this transaction appended and has not written yet; returns how many.
+
+    Commit does this itself. Call it before reading the log in the transaction that appended to it
+    (`verify` does).
+    """
+    chain: _Chain | None = session.info.get(_CHAIN)
+    if chain is None or chain.root is not session.get_transaction() or chain.written == len(chain.rows):
+        return 0
+    pending = chain.rows[chain.written :]
+    connection = session.connection()  # Core statements on one table each need no ORM handling
+    connection.execute(_ENTRY_INSERT, pending)
+    last_id, last_hash = chain.tip()
+    connection.execute(_HEAD_MOVE, {"new_id": last_id, "new_hash": last_hash})
+    chain.written = len(chain.rows)
+    return len(pending)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    # Fires for a released savepoint too; its entries stay pending until the transaction itself commits.
+    if not session.in_nested_transaction():
+        write_pending(session)
+
+
+_LOG_MAPPERS = frozenset({inspect(AuditEntry), inspect(AuditHead)})
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_before_reading(state: ORMExecuteState) -> None:
+    # A read of the log through the session sees what its own transaction appended, as if each append had
+    # written at once. (A Core or text read on the session's connection must call write_pending first.)
+    chain: _Chain | None = state.session.info.get(_CHAIN)
+    if (
+        chain is not None
+        and chain.written < len(chain.rows)
+        and not _LOG_MAPPERS.isdisjoint(state.all_mappers)
+    ):
+        write_pending(state.session)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    chain: _Chain | None = session.info.get(_CHAIN)
+    if transaction.nested and chain is not None:
+        chain.marks[transaction] = (len(chain.rows), chain.written)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rollback_chain(session: Session, transaction: SessionTransaction) -> None:
+    chain: _Chain | None = session.info.get(_CHAIN)
+    if chain is None:
+        return
+    mark = chain.marks.get(transaction) if transaction.nested else None
+    if mark is None:
+        # The transaction, or a savepoint begun before its first append: everything it appended is gone from
+        # the database, and on PostgreSQL so is the head lock if that savepoint took it. Start over.
+        session.info.pop(_CHAIN, None)
+        return
+    # A savepoint begun after the head was locked (the lock outlives it): the database is back to what it held
+    # when the savepoint began, so the entries are too.
+    appended, written = mark
+    del chain.rows[appended:]
+    chain.written = written
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_chain(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_CHAIN, None)
 
 
 def record(
@@ -182,14 +270,14 @@ class Entry:
 
 
 def append(session: Session, entries: Iterable[Entry]) -> int:
-    """Append entries in order in the caller's transaction, taking the chain head once; returns the count.
+    """Append entries in order in the caller's transaction; returns the count.
 
-    Entries and the moved head are written at once with Core statements: the log is append-only, so the
-    ORM's change tracking would only cost time.
+    They are hashed into the chain now and written when the transaction commits (`write_pending`), so they
+    commit with the change they describe or not at all.
     """
-    head = _lock_head(session)
-    rows = []
-    last_id, last_hash = head.last_id, head.last_hash
+    chain = _chain(session)
+    last_id, last_hash = chain.tip()
+    rows = []  # added to the chain only once all are built: a bad entry adds none
     for e in entries:
         oid = None if e.object_id is None else str(e.object_id)
         details = _json_details(e.details)
@@ -214,11 +302,7 @@ def append(session: Session, entries: Iterable[Entry]) -> int:
             }
         )
         last_hash = digest
-    if rows:
-        connection = session.connection()  # Core statements on one table each need no ORM handling
-        connection.execute(_ENTRY_INSERT, rows)
-        connection.execute(_HEAD_MOVE, {"new_id": last_id, "new_hash": last_hash})
-        head.last_id, head.last_hash = last_id, last_hash
+    chain.rows.extend(rows)
     return len(rows)
 
 
@@ -233,6 +317,7 @@ class VerifyReport:
 
 def verify(session: Session, *, batch: int = 5000) -> VerifyReport:
     """Recompute every hash in id order; report edits, deletions, insertions and a cut tail."""
+    write_pending(session)  # a caller verifying its own transaction's entries
     report = VerifyReport()
     prev_hash = GENESIS
     expected_id = 1
