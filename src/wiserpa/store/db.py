@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,6 +90,38 @@ def _configure_sqlite(engine: Engine) -> None:
 
     event.listen(engine, "commit", _release)
     event.listen(engine, "rollback", _release)
+    _raw_savepoints(engine.dialect)
+
+
+def _raw_savepoints(dialect: Any) -> None:
+    """Emit SAVEPOINT, RELEASE and ROLLBACK TO straight on the sqlite3 connection.
+
+    SQLAlchemy compiles and executes a fresh clause for each (the name differs every time): in the simulator,
+    which takes a savepoint per event (6,792 for a 10,000-request state-year), a savepoint and its release
+    cost 127 us that way (0.86 s of 15.5 s of CPU) against 19 us straight on the driver. Connection events
+    (`savepoint`, `release_savepoint`, `rollback_savepoint`) still fire: SQLAlchemy dispatches them before
+    calling these; only `before_cursor_execute` no longer sees the three statements.
+    """
+    quote = dialect.identifier_preparer.quote
+
+    def run(connection: Connection, sql: str) -> None:
+        driver = connection.connection.driver_connection
+        assert driver is not None  # a connection inside a transaction is always open
+        driver.execute(sql)
+
+    def do_savepoint(connection: Connection, name: str) -> None:
+        run(connection, f"SAVEPOINT {quote(name)}")
+
+    def do_release_savepoint(connection: Connection, name: str) -> None:
+        run(connection, f"RELEASE SAVEPOINT {quote(name)}")
+
+    def do_rollback_to_savepoint(connection: Connection, name: str) -> None:
+        run(connection, f"ROLLBACK TO SAVEPOINT {quote(name)}")
+
+    # Instance attributes shadow the dialect class's methods for this engine only.
+    dialect.do_savepoint = do_savepoint
+    dialect.do_release_savepoint = do_release_savepoint
+    dialect.do_rollback_to_savepoint = do_rollback_to_savepoint
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
