@@ -758,8 +758,10 @@ class _Run:
         # The sweep commits per batch and rolls everything back if it fails or is interrupted: commit the
         # day's events first so they cannot be lost with it.
         session.commit()
-        deadlines.sweep(session, self.rt)
-        if not self.profile.deemed_approval.enabled or not self.open:
+        swept = deadlines.sweep(session, self.rt)
+        if not swept.deemed or not self.open:
+            # The sweep deems past-due requests (when the profile does) and nothing else here deems one outside
+            # a clinician's decision, which on_decide handles: with none deemed, none of the open can have been.
             return
         ids = sorted(self.open)
         for i in range(0, len(ids), 500):
