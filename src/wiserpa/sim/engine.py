@@ -351,6 +351,9 @@ class _Run:
         self.by_request: dict[int, Episode] = {}
         self.criteria_results: dict[int, list[dict[str, Any]]] = {}  # open request -> its criteria results
         self.open: set[int] = set()
+        # (due time, id) of requests tracked open: due times never change, so the sweep has work only once the
+        # earliest still-open one has passed.
+        self.due: list[tuple[dt.datetime, int]] = []
         self.in_review: set[int] = set()
         self.clinician_decisions = 0
         self.late_decisions = 0
@@ -632,6 +635,7 @@ class _Run:
             self._authorized(ep, req.decided_at or self.clock.now(), req.status, req.decision_kind)
         elif req.status in _OPEN:
             self.open.add(req.id)
+            heapq.heappush(self.due, (req.due_at, req.id))
 
     def _authorized(self, ep: Episode, at: dt.datetime, status: str, kind: str | None) -> None:
         if ep.non_affirmations:
@@ -753,12 +757,19 @@ class _Run:
             self._final(ep, "non_affirmed")
 
     def on_sweep(self, session: Session) -> None:
-        if not self.open:
-            return  # nothing undecided, so nothing can be due: skip the query
+        now = self.clock.now()
+        while self.due and self.due[0][1] not in self.open:
+            heapq.heappop(self.due)  # decided since
+        if not self.due or self.due[0][0] > now:
+            # Nothing open has fallen due since the last sweep, which deemed or settled everything due then: the
+            # sweep would read nothing and commit nothing (56-70 % of the simulator's sweeps).
+            return
         # The sweep commits per batch and rolls everything back if it fails or is interrupted: commit the
         # day's events first so they cannot be lost with it.
         session.commit()
         swept = deadlines.sweep(session, self.rt)
+        while self.due and self.due[0][0] <= now:
+            heapq.heappop(self.due)  # deemed, or its miss recorded and settled: never due again
         if not swept.deemed or not self.open:
             # The sweep deems past-due requests (when the profile does) and nothing else here deems one outside
             # a clinician's decision, which on_decide handles: with none deemed, none of the open can have been.
