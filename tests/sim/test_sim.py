@@ -86,6 +86,54 @@ def test_parallel_runs_give_the_sequential_results() -> None:
         )
 
 
+_FORKED_RUN = """
+import json, sys
+from tests.sim.test_sim import _scenario
+from wiserpa.sim import engine
+assert engine._start_method() == "fork", engine._start_method()
+result = engine.simulate(_scenario(clinicians=0.3, requests=25), workers=2)
+json.dump([[r.profile_id, r.metrics, r.outcomes, r.checks] for r in result.runs], sys.stdout, default=str)
+"""
+
+
+def test_a_single_threaded_process_forks_its_workers_with_the_same_results() -> None:
+    """The CLI and the benchmark run one thread, so their workers are forked (nothing to import again); a
+    fresh interpreter shows it, since this test process may run other threads."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKED_RUN],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    forked = json.loads(done.stdout)
+    one = simulate(_scenario(clinicians=0.3, requests=25), workers=1)
+    expected = json.loads(
+        json.dumps([[r.profile_id, r.metrics, r.outcomes, r.checks] for r in one.runs], default=str)
+    )
+    assert forked == expected
+
+
+def test_workers_are_spawned_while_other_threads_run() -> None:
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert engine._start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
+
+
 def test_batched_arrivals_give_the_one_by_one_results(monkeypatch: pytest.MonkeyPatch) -> None:
     # About the state-year's density (20 a business day), so many arrivals share a batch.
     scenario = _scenario(profiles=("asa-reform",), clinicians=0.6, requests=200)

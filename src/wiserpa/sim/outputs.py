@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -319,13 +320,20 @@ def run_cli(
     n = len(scenario.profiles) + (8 if scenario.compare else 0)
     console = Console(width=max(Console().width, 50 + 14 * n))
     tasks: dict[str, Any] = {}
+    # Redrawn on each progress report rather than by Rich's refresh thread: with no other thread running, the
+    # simulator can fork its workers instead of spawning them (engine._start_method).
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:  # fmt: skip
+                  console=console, transient=False, auto_refresh=False) as bar:  # fmt: skip
+        drawn = [0.0]
 
         def progress(pid: str, done: int, total: int) -> None:
             if pid not in tasks:
                 tasks[pid] = bar.add_task(f"{pid:<32}", total=total)
-            bar.update(tasks[pid], completed=done)
+            now = time.monotonic()
+            redraw = done == total or now - drawn[0] >= 0.1  # a sequential run reports every batch
+            if redraw:
+                drawn[0] = now
+            bar.update(tasks[pid], completed=done, refresh=redraw)
 
         result = simulate(scenario, progress=progress)
     if result.partial:
