@@ -29,5 +29,41 @@ def test_nul_in_any_domains_text_is_a_422_naming_the_field_and_writes_nothing(
         r = client.post(path, json=sent, headers=provider.headers)
         assert r.status_code == 422, (path, r.text)
         assert field in [f["field"] for f in r.json()["error"]["fields"]], r.json()
-    assert client.get(f"/api/v1/requests/{rid}/workflow", headers=provider.headers).json()["peer_to_peer"] == []
+    assert (
+        client.get(f"/api/v1/requests/{rid}/workflow", headers=provider.headers).json()["peer_to_peer"] == []
+    )
     assert client.get("/api/v1/support/tickets", headers=provider.headers).json()["items"] == []
+
+
+def _nul_locs(raw: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Where validating a submission body put NUL-character errors (empty when it validated)."""
+    from pydantic import ValidationError
+
+    from wiserpa.requests.schemas import SubmitRequestIn
+
+    try:
+        SubmitRequestIn.model_validate(raw)
+    except ValidationError as exc:
+        return [tuple(e["loc"]) for e in exc.errors() if e["type"] == "nul_character"]
+    return []
+
+
+def test_the_whole_body_is_checked_once_and_every_nul_is_named() -> None:
+    """The outermost shape scans the body in one pass; a body with NULs is then checked field by field, naming
+    each one down through nested shapes (and a plain dict such as the clinical facts by its field)."""
+    raw = body()
+    raw["notes"] = "see\x00attached"
+    raw["provider"]["name"] = "Dr\x00X"
+    raw["attachments"] = [{"title": "fine"}, {"title": "a\x00"}]
+    raw["clinical_facts"]["note\x00"] = "a NUL in a key"
+    assert sorted(_nul_locs(raw), key=str) == sorted(
+        [("notes",), ("provider", "name"), ("attachments", 1, "title"), ("clinical_facts",)], key=str
+    )
+
+
+def test_text_that_spells_out_the_escape_is_not_a_nul() -> None:
+    """The one-pass scan looks for JSON's escape of U+0000; a body that merely contains those six characters is
+    checked exactly and accepted."""
+    raw = body()
+    raw["notes"] = "the log said \\u0000 at offset 4"
+    assert _nul_locs(raw) == []
