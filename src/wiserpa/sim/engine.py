@@ -769,13 +769,16 @@ class _Run:
         # day's events first so they cannot be lost with it.
         session.commit()
         swept = deadlines.sweep(session, self.rt)
+        fell_due = []
         while self.due and self.due[0][0] <= now:
-            heapq.heappop(self.due)  # deemed, or its miss recorded and settled: never due again
-        if not swept.deemed or not self.open:
-            # The sweep deems past-due requests (when the profile does) and nothing else here deems one outside
-            # a clinician's decision, which on_decide handles: with none deemed, none of the open can have been.
+            fell_due.append(
+                heapq.heappop(self.due)[1]
+            )  # deemed, or its miss recorded and settled: never due again
+        if not swept.deemed:
             return
-        ids = sorted(self.open)
+        # Only what fell due since the last sweep can have been deemed by this one (nothing else here deems a
+        # request outside a clinician's decision, which on_decide handles).
+        ids = sorted(rid for rid in fell_due if rid in self.open)
         for i in range(0, len(ids), 500):
             rows = session.execute(
                 select(PaRequest.id, PaRequest.decided_at).where(
