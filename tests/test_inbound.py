@@ -67,3 +67,23 @@ def test_text_that_spells_out_the_escape_is_not_a_nul() -> None:
     raw = body()
     raw["notes"] = "the log said \\u0000 at offset 4"
     assert _nul_locs(raw) == []
+
+
+def test_a_nul_inside_a_shape_held_in_a_dict_is_named() -> None:
+    """The exact check descends through shapes wherever they sit, dict values included."""
+    from pydantic import ValidationError
+
+    from wiserpa.inbound import Strict
+
+    class Leaf(Strict):
+        text: str
+
+    class Holder(Strict):
+        by_key: dict[str, Leaf]
+
+    try:
+        Holder.model_validate({"by_key": {"a": {"text": "fine"}, "b": {"text": "x\x00"}}})
+    except ValidationError as exc:
+        assert [tuple(e["loc"]) for e in exc.errors()] == [("by_key", "b", "text")]
+    else:
+        raise AssertionError("a NUL in a nested shape was accepted")

@@ -42,24 +42,21 @@ def _may_hold_nul(data: Any) -> bool:
         return True
 
 
-def _nul_fields(
-    model: BaseModel, path: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], Any]]:
-    """(path, value) of each field holding a NUL: through nested shapes, down to the field of the shape that
-    holds it (a NUL in a plain dict, such as the clinical facts, names the dict's field)."""
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        here = (*path, name)
-        if isinstance(value, BaseModel):
-            yield from _nul_fields(value, here)
-        elif isinstance(value, list | tuple) and any(isinstance(v, BaseModel) for v in value):
-            for i, item in enumerate(value):
-                if isinstance(item, BaseModel):
-                    yield from _nul_fields(item, (*here, i))
-                elif _has_nul(item):
-                    yield (*here, i), item
-        elif _has_nul(value):
-            yield here, value
+def _nul_fields(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    """(path, value) of each value holding a NUL, descending through nested shapes wherever they sit (a field, a
+    list, a dict) down to the field of the shape that holds it; a plain value such as the clinical facts dict is
+    named by its field."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _nul_fields(getattr(value, name), (*path, name))
+    elif isinstance(value, list | tuple) and any(isinstance(v, BaseModel) for v in value):
+        for i, item in enumerate(value):
+            yield from _nul_fields(item, (*path, i))
+    elif isinstance(value, dict) and any(isinstance(v, BaseModel) for v in value.values()):
+        for key, item in value.items():
+            yield from _nul_fields(item, (*path, key))
+    elif _has_nul(value):
+        yield path, value
 
 
 class Strict(BaseModel):
