@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,10 +103,6 @@ json.dump([[r.profile_id, r.metrics, r.outcomes, r.checks] for r in result.runs]
 def test_a_single_threaded_process_forks_its_workers_with_the_same_results() -> None:
     """The CLI and the benchmark run one thread, so their workers are forked (nothing to import again); a
     fresh interpreter shows it, since this test process may run other threads."""
-    import json
-    import subprocess
-    import sys
-
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", _FORKED_RUN],
@@ -122,8 +122,6 @@ def test_a_single_threaded_process_forks_its_workers_with_the_same_results() -> 
 
 
 def test_workers_are_spawned_while_other_threads_run() -> None:
-    import threading
-
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
