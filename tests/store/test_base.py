@@ -1,14 +1,31 @@
-"""`insert_adopted`: Core inserts whose objects then behave as ordinary persistent ORM objects."""
+"""`insert_adopted`: Core inserts whose objects then behave as ordinary persistent ORM objects; instants bound for
+SQLite exactly as SQLAlchemy's own chain binds them."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, ForeignKey, Integer, String, event, func, inspect, select
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    TypeDecorator,
+    event,
+    func,
+    inspect,
+    select,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from wiserpa.store.base import adopt_loaded, in_session, insert_adopted, read_connection
+from wiserpa.store.base import UTCDateTime, adopt_loaded, in_session, insert_adopted, read_connection
 from wiserpa.store.db import make_engine
 
 
@@ -159,3 +176,32 @@ def test_a_row_read_with_core_adopts_as_a_loaded_object_whose_children_load_alon
     with Session(engine) as session:
         stored = session.scalars(select(_Parent)).one()
         assert (stored.name, stored.version) == ("q", 2)
+
+
+class _GenericUTCDateTime(TypeDecorator[dt.datetime]):
+    """UTCDateTime without its SQLite bind shortcut: the decorator's method, then DATETIME's own processor."""
+
+    impl = DateTime
+    cache_ok = True
+    process_bind_param = UTCDateTime.process_bind_param
+
+
+_ZONES = st.sampled_from([dt.UTC, ZoneInfo("UTC"), ZoneInfo("America/Chicago"), ZoneInfo("Asia/Kolkata")])
+
+
+@given(st.datetimes(min_value=dt.datetime(1900, 1, 2), timezones=_ZONES))
+def test_sqlite_binds_instants_exactly_as_the_generic_chain_does(value: dt.datetime) -> None:
+    dialect = sqlite.dialect()
+    fast = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    generic = _GenericUTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert fast is not None and generic is not None
+    assert fast(value) == generic(value)
+    assert fast(None) is None
+
+
+def test_sqlite_refuses_a_naive_instant_as_the_generic_chain_does() -> None:
+    dialect = sqlite.dialect()
+    fast = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert fast is not None
+    with pytest.raises(ValueError, match="naive datetime"):
+        fast(dt.datetime(2026, 1, 5, 9, 0))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
@@ -57,6 +57,38 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if isinstance(value, str):  # SQLite aggregate results can come back as text
             value = dt.datetime.fromisoformat(value)
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+    # On SQLite, instants are text in SQLAlchemy's DATETIME format. The generic chain (the method above, then
+    # the DATETIME type's own processor) cost 3.3 us to bind an instant, and every row of the busiest tables
+    # holds several (a request: five); this does it in one step for 1.1 us, giving exactly what the chain
+    # gives (tests/store/test_base.py compares them). Reading needs no such path: SQLAlchemy's parser is C.
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not dt.UTC:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetime given to a UTC column; attach a time zone first")
+                value = value.astimezone(dt.UTC)
+            return _SQLITE_DATETIME % (
+                value.year,
+                value.month,
+                value.day,
+                value.hour,
+                value.minute,
+                value.second,
+                value.microsecond,
+            )
+
+        return process
+
+
+# SQLAlchemy's storage format for DATETIME on SQLite (sqlalchemy.dialects.sqlite.DATETIME), positionally.
+_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
 # JSON everywhere, JSONB on PostgreSQL for indexing and compact storage.
