@@ -1,31 +1,48 @@
-"""`insert_adopted`: Core inserts whose objects then behave as ordinary persistent ORM objects; instants bound for
+"""`insert_adopted`: Core inserts whose objects then behave as ordinary persistent ORM objects; `insert_rows`
+stores what a Core insert stores; instants bound for
 SQLite exactly as SQLAlchemy's own chain binds them."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import (
+    Boolean,
+    Date,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Integer,
     String,
+    Text,
     TypeDecorator,
     event,
     func,
+    insert,
     inspect,
     select,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from wiserpa.store.base import UTCDateTime, adopt_loaded, in_session, insert_adopted, read_connection
+from wiserpa.store.base import (
+    JSONType,
+    UTCDateTime,
+    adopt_loaded,
+    allocate_ids,
+    in_session,
+    insert_adopted,
+    insert_rows,
+    read_connection,
+    table_of,
+)
 from wiserpa.store.db import make_engine
 
 
@@ -92,7 +109,9 @@ def test_many_parents_take_one_statement_per_table(engine: Engine) -> None:
         statements.clear()
         parents = [_Parent(name=f"p{i}", children=[_Child(seq=s) for s in range(i)]) for i in range(4)]
         insert_adopted(session, parents, "children")
-        assert len(statements) == 2  # parents in one statement, all six children in another
+        inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+        assert len(inserts) == 2  # parents in one statement, all six children in another
+        assert len(statements) == 4  # each table's ids reserved first, in one statement
         assert len({p.id for p in parents}) == 4
         for parent in parents:
             assert [c.parent_id for c in parent.children] == [parent.id] * len(parent.children)
@@ -205,3 +224,48 @@ def test_sqlite_refuses_a_naive_instant_as_the_generic_chain_does() -> None:
     assert fast is not None
     with pytest.raises(ValueError, match="naive datetime"):
         fast(dt.datetime(2026, 1, 5, 9, 0))
+
+
+class _Typed(_Base):
+    """A column of each type the application's tables use."""
+
+    __tablename__ = "test_insert_rows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    day: Mapped[dt.date | None] = mapped_column(Date)
+    doc: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    flag: Mapped[bool | None] = mapped_column(Boolean)
+    share: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+def test_insert_rows_stores_what_a_core_insert_stores(engine: Engine) -> None:
+    table = table_of(_Typed)
+    chicago = ZoneInfo("America/Chicago")
+    values = [
+        {"at": dt.datetime(2026, 3, 8, 1, 30, tzinfo=chicago), "day": dt.date(2026, 1, 5),
+         "doc": {"b": [1, "é"], "a": None}, "flag": True, "share": 0.25, "label": "x", "note": "ü\n"},
+        {"at": None, "day": None, "doc": None, "flag": None, "share": None, "label": None, "note": None},
+        {"at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "day": dt.date(2026, 12, 31), "doc": [],
+         "flag": False, "share": 1e16, "label": "", "note": ""},
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"id": i + 1, **v} for i, v in enumerate(values)])
+        insert_rows(conn, table, [{"id": i + 11, **v} for i, v in enumerate(values)])
+        insert_rows(conn, table, [{"id": 21, **values[0]}])  # one row: a plain execute
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT * FROM test_insert_rows ORDER BY id").all()
+        loaded = conn.execute(select(table).order_by(table.c.id)).all()
+    assert [r[1:] for r in stored[3:6]] == [r[1:] for r in stored[:3]]
+    assert stored[6][1:] == stored[0][1:]
+    assert [r[1:] for r in loaded[3:6]] == [r[1:] for r in loaded[:3]]
+
+
+def test_allocate_ids_reserves_ids_after_the_last_row(engine: Engine) -> None:
+    table = table_of(_Parent)
+    with engine.begin() as conn:
+        first = allocate_ids(conn, table, 3)
+        assert len(set(first)) == 3
+        insert_rows(conn, table, [{"id": i, "name": "p", "flag": "no", "version": 1} for i in first])
+        assert min(allocate_ids(conn, table, 2)) > max(first)

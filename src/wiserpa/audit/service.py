@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, event, insert, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from wiserpa.audit.models import AuditEntry, AuditHead
-from wiserpa.store.base import table_of
+from wiserpa.store.base import insert_rows, table_of
 
 GENESIS = "0" * 64
 
@@ -116,7 +116,7 @@ _HEAD_MOVE = (
     .where(table_of(AuditHead).c.id == 1)
     .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
 )
-_ENTRY_INSERT = insert(table_of(AuditEntry))
+_ENTRY_TABLE = table_of(AuditEntry)
 
 
 def _chain(session: Session) -> _Chain:
@@ -153,7 +153,7 @@ def write_pending(session: Session) -> int:
         return 0
     pending = chain.rows[chain.written :]
     connection = session.connection()  # Core statements on one table each need no ORM handling
-    connection.execute(_ENTRY_INSERT, pending)
+    insert_rows(connection, _ENTRY_TABLE, pending)
     last_id, last_hash = chain.tip()
     connection.execute(_HEAD_MOVE, {"new_id": last_id, "new_hash": last_hash})
     chain.written = len(chain.rows)

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import and_, bindparam, func, insert, inspect, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, defer, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -40,7 +40,14 @@ from wiserpa.requests.status import (
     is_deemed,
 )
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import assemble, insert_adopted, note_updated, read_connection, table_of
+from wiserpa.store.base import (
+    allocate_ids,
+    assemble,
+    insert_adopted,
+    note_updated,
+    read_connection,
+    table_of,
+)
 
 # Where each catalog refusal points in the submitted body, so the 4xx names the field at fault.
 _REASON_FIELD = {
@@ -526,20 +533,9 @@ def _new_request(
 
 
 # Built once, and run on the session's connection: Session.execute would add only its own overhead.
-_NEXT_IDS_POSTGRESQL = text(
-    "SELECT nextval(pg_get_serial_sequence('pa_requests', 'id')) FROM generate_series(1, :n)"
-)
-_NEXT_ID_SQLITE = text("SELECT COALESCE(MAX(id), 0) + 1 FROM pa_requests")
-
-
 def allocate_request_ids(session: Session, count: int) -> list[int]:
     """Reserve `count` request ids (UTN serials) in one statement, before inserting."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        return list(connection.execute(_NEXT_IDS_POSTGRESQL, {"n": count}).scalars())
-    # SQLite: this runs inside BEGIN IMMEDIATE, so no other writer can take the same ids.
-    first = int(connection.execute(_NEXT_ID_SQLITE).scalar_one())
-    return list(range(first, first + count))
+    return allocate_ids(session.connection(), table_of(PaRequest), count)
 
 
 def _lines(rt: Runtime, data: SubmitRequestIn, v: Validated) -> list[RequestLine]:
