@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -146,6 +147,18 @@ def test_batched_arrivals_give_the_one_by_one_results(monkeypatch: pytest.Monkey
             rb.series,
             rb.checks,
         )
+
+
+def test_a_kept_run_database_holds_what_the_run_counted(tmp_path: Path) -> None:
+    # Runs keep their database in memory; asked to keep it, a run saves it where it says.
+    result = simulate(_scenario(profiles=("asa-reform",)), keep_dir=tmp_path, workers=1)
+    (run,) = result.runs
+    assert run.db_path == str(tmp_path / "asa-reform" / "sim.db")
+    with sqlite3.connect(run.db_path) as conn:
+        (requests,) = conn.execute("SELECT count(*) FROM pa_requests").fetchone()
+        (entries,) = conn.execute("SELECT count(*) FROM audit_log").fetchone()
+    assert requests == run.checks["requests_in_db"] == run.metrics["requests_submitted"]
+    assert entries > requests
 
 
 def test_every_request_ends_in_one_outcome_and_claims_reconcile(short: SimulationResult) -> None:
