@@ -1,8 +1,9 @@
 """How many SQL statements a simulated year sends, by statement: where fewer round trips would save time.
 
-Runs the simulator's WA year of N requests under one profile on a temporary SQLite database (as
+Runs the simulator's WA year of N requests under one profile on its in-memory SQLite database (as
 `wiserpa simulate` does, without worker processes), counts every statement the engine sends through a
 `before_cursor_execute` listener, and prints the total and the most frequent statements (first 110 characters).
+Savepoints and SQLite id reservations go straight to the driver (store.db, store.base) and are not counted.
 Counts, not times: they do not depend on how busy the machine is.
 
     python bench/count_statements.py [--requests 10000] [--policy asa-reform] [--top 25]

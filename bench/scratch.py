@@ -73,7 +73,7 @@ def best_ms(fn: Callable[[int], None], rounds: int, per_round: int) -> float:
 @contextmanager
 def simulator_run(requests: int, policy: str) -> Iterator[Any]:
     """The simulator's run of a WA year of `requests` patients under `policy` (its principals and events not set up
-    yet), on a temporary SQLite database that goes with it; for benchmarks of one service on the simulator's data."""
+    yet), on its in-memory SQLite database; for benchmarks of one service on the simulator's data."""
     from wiserpa.policy.profiles import load_profile
     from wiserpa.sim import engine
     from wiserpa.sim.workload import annual_volume, load_assumptions
@@ -81,12 +81,11 @@ def simulator_run(requests: int, policy: str) -> Iterator[Any]:
     scale = requests / annual_volume(load_assumptions(), "WA")
     scenario = engine.Scenario(state="WA", year=2026, scale=scale, seed=2026, requests=requests)
     a = scenario.assumptions()
-    with engine._database(None) as url:
-        run = engine._Run(scenario, a, engine._workload(scenario, a), load_profile(policy), url, None)
-        try:
-            yield run
-        finally:
-            run.rt.engine.dispose()
+    db = engine._run_engine(engine._template_db())
+    try:
+        yield engine._Run(scenario, a, engine._workload(scenario, a), load_profile(policy), db, None)
+    finally:
+        db.dispose()
 
 
 def migrated_runtime(url: str, at: Any) -> tuple[Any, Any]:

@@ -103,15 +103,15 @@ def test_adopted_objects_are_persistent_and_need_no_reads(engine: Engine) -> Non
 
 def test_many_parents_take_one_statement_per_table(engine: Engine) -> None:
     statements: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with Session(engine, expire_on_commit=False) as session:
         session.connection()  # begin first, so only the inserts are counted
-        statements.clear()
+        event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         parents = [_Parent(name=f"p{i}", children=[_Child(seq=s) for s in range(i)]) for i in range(4)]
         insert_adopted(session, parents, "children")
         inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
         assert len(inserts) == 2  # parents in one statement, all six children in another
-        assert len(statements) == 4  # each table's ids reserved first, in one statement
+        # Each table's ids are reserved first, in one statement (on SQLite straight on the driver, unseen here).
+        assert len(statements) == (2 if engine.dialect.name == "sqlite" else 4)
         assert len({p.id for p in parents}) == 4
         for parent in parents:
             assert [c.parent_id for c in parent.children] == [parent.id] * len(parent.children)
