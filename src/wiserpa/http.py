@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
@@ -131,13 +132,30 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-def if_match_version(if_match: str | None) -> int | None:
-    """The version an If-Match header names (ETags are the row version); -1 for a tag that is not ours."""
-    if not if_match:
+# One entity tag of an If-Match list (RFC 9110 8.8.3): optionally weak (W/), a quoted run of visible characters
+# other than the quote, then a comma or the end. Header text arrives decoded as Latin-1.
+_LISTED_TAG = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|\Z)')
+_IF_MATCH_HELP = 'use * or quoted entity tags from ETag, such as "3"'
+
+
+def if_match_version(if_match: str | None) -> frozenset[int] | None:
+    """What an If-Match header asks for (RFC 9110 13.1.1): None when it is absent or `*` (any current version),
+    else the versions its entity tags name. ETags are the row version; If-Match compares strongly, so a weak tag,
+    or a tag that is not ours, names none. A value that is neither is a 400 naming the header."""
+    value = (if_match or "").strip()
+    if not value or value == "*":
         return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    version = parse_id(tag)
-    return -1 if version is None else version
+    versions: set[int] = set()
+    position = 0
+    while position < len(value):
+        tag = _LISTED_TAG.match(value, position)
+        if tag is None:
+            raise ApiError(f"If-Match: {_IF_MATCH_HELP}", [FieldError("If-Match", _IF_MATCH_HELP)])
+        version = None if tag.group(1) else parse_id(tag.group(2))
+        if version is not None:
+            versions.add(version)
+        position = tag.end()
+    return frozenset(versions)
 
 
 def once(session: Session, rt: Runtime, *, scope: str, key: str | None, raw: Any, work: Any) -> Outcome:

@@ -294,3 +294,36 @@ def test_received_date_filters_are_days_in_the_states_zone(client: TestClient, m
 
     assert listed(received_from="2026-03-02", received_to="2026-03-02") == [made.json()["id"]]
     assert listed(received_from="2026-03-03") == [] and listed(received_to="2026-03-01") == []
+
+
+def test_if_match_follows_http(client: TestClient, make_actor) -> None:
+    provider = make_actor("provider")
+    created = client.post("/api/v1/requests", json=body(case="incomplete"), headers=provider.headers)
+    url = f"/api/v1/requests/{created.json()['id']}/withdraw"
+    version = created.json()["version"]
+    # Not an entity tag (unquoted, unterminated, junk after a tag): a 400 naming the header, nothing written.
+    for malformed in (str(version), f'"{version}', f'"{version}" x', f'"{version}",,'):
+        r = client.post(url, json={}, headers={**provider.headers, "If-Match": malformed})
+        assert r.status_code == 400, (malformed, r.text)
+        assert r.json()["error"]["fields"][0]["field"] == "If-Match"
+    # If-Match compares strongly: a weak tag never matches, so the change is refused as stale.
+    r = client.post(url, json={}, headers={**provider.headers, "If-Match": f'W/"{version}"'})
+    assert r.status_code == 409
+    assert (
+        client.get(f"/api/v1/requests/{created.json()['id']}", headers=provider.headers).json()["version"]
+        == version
+    )
+    # A list matches when any of its tags names the current version.
+    r = client.post(url, json={}, headers={**provider.headers, "If-Match": f'"999", "{version}"'})
+    assert r.status_code == 200, r.text
+
+
+def test_if_match_star_matches_any_version(client: TestClient, make_actor) -> None:
+    provider = make_actor("provider")
+    created = client.post("/api/v1/requests", json=body(case="incomplete"), headers=provider.headers)
+    r = client.post(
+        f"/api/v1/requests/{created.json()['id']}/withdraw",
+        json={},
+        headers={**provider.headers, "If-Match": "*"},
+    )
+    assert r.status_code == 200, r.text

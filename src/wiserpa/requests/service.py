@@ -758,7 +758,7 @@ def withdraw(
     principal: Principal,
     request_id: int,
     reason: str | None,
-    expected_version: int | None = None,
+    expected_version: int | frozenset[int] | None = None,
 ) -> PaRequest:
     """The submitting organization withdraws (cancels) its request."""
     request = load_visible(session, rt, principal, request_id, action="request.withdraw", for_update=True)
@@ -877,11 +877,16 @@ def _resubmission(session: Session, rt: Runtime, item: Resubmission, now: dt.dat
     return Submission(principal, data, merged, received_at=item.received_at, predecessor=original)
 
 
-def check_version(request: PaRequest, expected: int | None) -> None:
-    """Optimistic concurrency: refuse a change made against an older version (If-Match)."""
-    if expected is not None and expected != request.version:
+def check_version(request: PaRequest, expected: int | frozenset[int] | None) -> None:
+    """Optimistic concurrency: refuse a change made against another version than the one (or ones, from an
+    If-Match list) the caller read; None checks nothing."""
+    if expected is None:
+        return
+    wanted = expected if isinstance(expected, frozenset) else frozenset([expected])
+    if request.version not in wanted:
+        sent = ", ".join(str(v) for v in sorted(wanted)) or "no version of it"
         raise Conflict(
-            f"request {request.id} changed (version {request.version}, you sent {expected}); reload it"
+            f"request {request.id} changed (version {request.version}, you sent {sent}); reload it"
         )
 
 

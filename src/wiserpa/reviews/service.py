@@ -178,7 +178,7 @@ def decide(
     outcome: str,
     reasons: Sequence[str] = (),
     note: str | None = None,
-    expected_version: int | None = None,
+    expected_version: int | frozenset[int] | None = None,
 ) -> DecisionResult:
     """A reviewer affirms or non-affirms a pended request (caller commits)."""
     if outcome not in ("affirm", "non_affirm"):
