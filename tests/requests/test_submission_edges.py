@@ -42,6 +42,9 @@ REFUSED: list[tuple[str, str, Mutation]] = [
     ("mac_receipt_before_the_model", "mac_received_at", _mac("2001-01-01T00:00:00Z")),
     ("invalid_organization_npi", "organization_npi", lambda b: b.update(organization_npi="123")),
     ("non_ascii_modifier", "lines[0].modifiers[0]", lambda b: b["lines"][0].update(modifiers=["²5"])),
+    # A repeat is counted in units, and a diagnosis is listed once ("m54.16" is M54.16 once normalized).
+    ("repeated_line", "lines[1]", lambda b: b["lines"].append(dict(b["lines"][0]))),
+    ("repeated_diagnosis", "diagnosis_codes[1]", lambda b: b["diagnosis_codes"].append("m54.16")),
 ]
 
 
@@ -158,3 +161,14 @@ def test_withdrawal_reason_with_nul_is_a_422(
     assert [f["field"] for f in r.json()["error"]["fields"]] == ["reason"]
     after = client.get(f"/api/v1/requests/{created['id']}", headers=provider.headers).json()
     assert (after["status"], after["version"]) == ("pended", created["version"])
+
+
+def test_lines_that_differ_in_modifiers_are_different_services(
+    client: TestClient, make_actor: Callable[..., Any]
+) -> None:
+    provider = make_actor("provider")
+    data = body()
+    data["lines"] = [{"code": "62323", "modifiers": ["LT"]}, {"code": "62323", "modifiers": ["RT"]}]
+    r = client.post("/api/v1/requests", json=data, headers=provider.headers)
+    assert r.status_code == 201, r.text
+    assert [ln["code"] for ln in r.json()["lines"] if ln.get("requested", True)][:2] == ["62323", "62323"]

@@ -143,6 +143,33 @@ class Validated:
     facts: dict[str, Any]
 
 
+def _repeats(data: SubmitRequestIn) -> list[FieldError]:
+    """A line or a diagnosis code given twice: units count a service's repeats, and a code is listed once.
+
+    Lines that differ in modifiers are different services (a left and a right side, LT and RT).
+    """
+    errors = []
+    first_line: dict[tuple[str, frozenset[str]], int] = {}
+    for i, line in enumerate(data.lines):
+        key = (line.code, frozenset(line.modifiers))
+        if key in first_line:
+            errors.append(
+                FieldError(
+                    f"lines[{i}]",
+                    f"repeats lines[{first_line[key]}] (same code and modifiers); count repeats in its units",
+                )
+            )
+        else:
+            first_line[key] = i
+    first_code: dict[str, int] = {}
+    for i, code in enumerate(data.diagnosis_codes):
+        if code in first_code:
+            errors.append(FieldError(f"diagnosis_codes[{i}]", f"repeats diagnosis_codes[{first_code[code]}]"))
+        else:
+            first_code[code] = i
+    return errors
+
+
 def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime) -> Validated:
     """Check a submission against the catalog and the governing policy; raise Invalid naming every field."""
     catalog = rt.catalog
@@ -152,7 +179,7 @@ def validate_submission(rt: Runtime, data: SubmitRequestIn, *, now: dt.datetime)
             "state is not a WISeR model state",
             [FieldError("state", f"{data.state} is not in the model ({', '.join(sorted(catalog.states))})")],
         )
-    errors: list[FieldError] = []
+    errors = _repeats(data)
     if data.emergency:
         errors.append(
             FieldError("emergency", "emergency services are excluded from WISeR prior authorization")

@@ -538,7 +538,7 @@ class _Run:
         )  # fmt: skip
         if arr.exempt_eligible:
             # Cancer-related or palliative pain, attested by a clinician (R1); the facts stay as they are.
-            raw["diagnosis_codes"] = ["G89.3", *raw["diagnosis_codes"]][:12]
+            raw["diagnosis_codes"] = list(dict.fromkeys(["G89.3", *raw["diagnosis_codes"]]))[:12]
             raw["time_sensitive_attestation"] = True
         if arr.mac_received_at is not None:
             raw["mac_received_at"] = arr.mac_received_at.isoformat()
