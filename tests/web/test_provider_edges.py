@@ -252,3 +252,70 @@ def test_a_bad_query_parameter_on_a_page_is_an_html_page_naming_it(
         assert page.status_code == 422
         assert page.headers["content-type"].startswith("text/html"), (path, params)
         assert name in page.text
+
+
+def _pended(client: TestClient, provider: Any) -> int:
+    made = client.post(
+        "/api/v1/requests",
+        json=body("epidural_steroid_injection", case="incomplete"),
+        headers=provider.headers,
+    )
+    assert made.status_code == 201 and made.json()["status"] == "pended", made.text
+    return int(made.json()["id"])
+
+
+def test_a_practice_withdraws_its_request_from_the_page(
+    client: TestClient, make_actor: Callable[..., Any]
+) -> None:
+    """The request page offers the withdrawal; it records the reason, and the page then offers resubmission."""
+    provider = make_actor("provider")
+    rid = _pended(client, provider)
+    _login(client, provider)
+    page = client.get(f"/requests/{rid}")
+    assert f'action="/requests/{rid}/withdraw"' in page.text and 'name="version" value="1"' in page.text
+    done = client.post(
+        f"/requests/{rid}/withdraw",
+        data={
+            "csrf_token": csrf_token(provider.key, "request-withdraw"),
+            "version": "1",
+            "reason": "Surgery cancelled",
+        },
+    )
+    assert done.status_code == 200 and f"Request {rid} withdrawn." in done.text
+    assert (
+        f'action="/requests/{rid}/withdraw"' not in done.text
+        and f'action="/requests/{rid}/resubmit"' in done.text
+    )
+    stored = client.get(f"/api/v1/requests/{rid}", headers=provider.headers).json()
+    assert stored["status"] == "withdrawn"
+    assert (
+        stored["decisions"][-1]["kind"] == "withdrawn"
+        and stored["decisions"][-1]["note"] == "Surgery cancelled"
+    )
+
+
+def test_a_stale_or_odd_withdrawal_changes_nothing(
+    client: TestClient, make_actor: Callable[..., Any]
+) -> None:
+    """A page older than the request, a NUL or overlong reason, an altered version, another practice, a missing
+    token: each is refused with a message or a 4xx, and the request stays pended."""
+    provider, other = make_actor("provider"), make_actor("provider")
+    rid = _pended(client, provider)
+    _login(client, provider)
+    token = csrf_token(provider.key, "request-withdraw")
+    for data, message in (
+        ({"version": "7"}, "changed"),
+        ({"version": "1", "reason": "x\x00"}, "NUL"),
+        ({"version": "1", "reason": "x" * 1001}, "at most 1,000"),
+        ({"version": "one"}, "altered"),
+    ):
+        page = client.post(f"/requests/{rid}/withdraw", data={"csrf_token": token, **data})
+        assert page.status_code == 200 and "Not withdrawn" in page.text and message in page.text, data
+    assert client.post(f"/requests/{rid}/withdraw", data={"version": "1"}).status_code == 403
+    _login(client, other)
+    foreign = client.post(
+        f"/requests/{rid}/withdraw",
+        data={"csrf_token": csrf_token(other.key, "request-withdraw"), "version": "1"},
+    )
+    assert "Not withdrawn" in foreign.text and "not found" in foreign.text
+    assert client.get(f"/api/v1/requests/{rid}", headers=provider.headers).json()["status"] == "pended"

@@ -16,10 +16,11 @@ from wiserpa.auth.models import Role
 from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, FieldError, Invalid
 from wiserpa.http import IdPath, RuntimeDep, SessionDep
+from wiserpa.ids import parse_id
 from wiserpa.policy import views as policy_views
 from wiserpa.requests import service as requests
 from wiserpa.requests.schemas import SubmitRequestIn
-from wiserpa.requests.status import OPEN, Status
+from wiserpa.requests.status import OPEN, TRANSITIONS, Status
 from wiserpa.reviews import workflow
 from wiserpa.runtime import Runtime
 from wiserpa.store.idempotency import IdempotencyConflict, Outcome, fingerprint, run_once
@@ -415,9 +416,15 @@ def request_page(
         resubmit_fields=fields,
         can_resubmit=principal.role is Role.PROVIDER
         and view["status"] in (Status.NON_AFFIRMED.value, Status.WITHDRAWN.value),
+        can_withdraw=_can_withdraw(principal, view["status"]),
         errors={},
         values={},
     )
+
+
+def _can_withdraw(principal: Principal, status: str) -> bool:
+    """Whether the page offers the practice a withdrawal: any status that may still become withdrawn."""
+    return principal.role is Role.PROVIDER and Status.WITHDRAWN in TRANSITIONS[Status(status)]
 
 
 def _resubmit_fields(rt: Runtime, req: Any) -> list[dict[str, Any]]:
@@ -484,6 +491,41 @@ def resubmit_page(
         errors=errors,
         values=values,
     )
+
+
+@router.post("/requests/{request_id}/withdraw", response_class=HTMLResponse)
+def withdraw_page(
+    request: Request,
+    request_id: IdPath,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: ProviderPrincipal,
+    form: Annotated[FormData, Depends(csrf_form("request-withdraw"))],
+) -> Response:
+    """The practice withdraws its request, against the version its page showed (as If-Match does)."""
+    reason = str(form.get("reason") or "").strip()
+    raw_version = str(form.get("version") or "")
+    version = parse_id(raw_version)
+    back = f"/requests/{request_id}"
+    if "\x00" in reason:
+        return redirect(back, notice=f"Not withdrawn: reason: {NUL_MESSAGE}.")
+    if len(reason) > _WITHDRAW_REASON_MAX:
+        return redirect(back, notice=f"Not withdrawn: reason: at most {_WITHDRAW_REASON_MAX:,} characters.")
+    if raw_version and version is None:
+        return redirect(back, notice="Not withdrawn: the form was altered; reload the page.")
+    try:
+        requests.withdraw(
+            session, rt, principal=principal, request_id=request_id, reason=reason or None,
+            expected_version=version,
+        )  # fmt: skip
+        session.commit()
+    except ApiError as exc:
+        session.rollback()
+        return redirect(back, notice=f"Not withdrawn: {exc.message}")
+    return redirect(back, notice=f"Request {request_id} withdrawn.")
+
+
+_WITHDRAW_REASON_MAX = 1000  # as the API's withdrawal body
 
 
 @router.post("/requests/{request_id}/information/{info_id}", response_class=HTMLResponse)
