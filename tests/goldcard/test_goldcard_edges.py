@@ -200,3 +200,89 @@ def test_a_sample_review_takes_only_cases_carded_under_that_card(
         headers=reviewer.headers,
     )
     assert own.status_code == 200 and own.json()["status"] == "active"
+
+
+def test_oversight_decides_an_appeal_and_an_overturned_rescission_puts_the_card_back(
+    client: TestClient, rt: Runtime, clock: FixedClock, make_actor: MakeActor
+) -> None:
+    """Only oversight decides; upheld keeps the rescission; overturned restores the card, and submissions are
+    gold-carded again; every decision is kept with the appeal."""
+    card_id, ids, provider = _carded(client, rt, clock, make_actor, 5)
+    _fail_sample(client, make_actor, card_id, ids)
+    oversight: Actor = make_actor("oversight")
+    decide = f"/api/v1/gold-cards/{card_id}/appeal/decision"
+    ruling = {"outcome": "overturned", "note": "The sampled cases met LCD L39240."}
+    assert client.post(decide, json=ruling, headers=oversight.headers).status_code == 409  # nothing filed yet
+    appeal = f"/api/v1/gold-cards/{card_id}/appeal"
+    assert (
+        client.post(appeal, json={"reason": "the LCD was met"}, headers=provider.headers).status_code == 201
+    )
+    for actor in (provider, make_actor("reviewer")):  # the practice and the participant that rescinded
+        assert client.post(decide, json=ruling, headers=actor.headers).status_code == 403
+    for bad, field in (({**ruling, "outcome": "maybe"}, "outcome"), ({**ruling, "note": "  "}, "note")):
+        r = client.post(decide, json=bad, headers=oversight.headers)
+        assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == field, r.text
+    assert _status(client, provider, 80) == "pended"  # still rescinded
+
+    upheld = client.post(
+        decide, json={"outcome": "upheld", "note": "Cases lacked imaging."}, headers=oversight.headers
+    )
+    assert upheld.status_code == 200 and upheld.json()["status"] == "rescinded"
+    assert upheld.json()["appeals"][0]["status"] == "upheld"
+    assert client.post(appeal, json={"reason": "new evidence"}, headers=provider.headers).status_code == 201
+    overturned = client.post(decide, json=ruling, headers=oversight.headers)
+    card = overturned.json()
+    assert overturned.status_code == 200 and card["status"] == "active" and card["in_force"] is True
+    assert [a["status"] for a in card["appeals"]] == ["upheld", "overturned"]
+    assert card["appeals"][1]["reinstated"] == [card_id] and card["rescinded_at"] is None
+    assert card["rescission_overturned"]["reason"].startswith("retrospective review")
+    assert _status(client, provider, 81) == "gold_card_affirmed"
+    assert client.post(decide, json=ruling, headers=oversight.headers).status_code == 409  # decided already
+
+
+def test_overturning_a_rescission_restores_its_renewal_but_never_two_cards_at_once(
+    client: TestClient, rt: Runtime, clock: FixedClock, make_actor: MakeActor
+) -> None:
+    """The renewal rescinded with the card comes back with it; a card a newer one replaced stays rescinded."""
+    card_id, ids, provider = _carded(client, rt, clock, make_actor, 5)
+    end = clock.now() + dt.timedelta(days=rt.profile.gold_card.validity_days)
+    clock.set(end - dt.timedelta(days=10))
+    renewal_id = run(rt, clock.now()).evaluations[0].card_id
+    _fail_sample(client, make_actor, card_id, ids)
+    oversight: Actor = make_actor("oversight")
+    client.post(f"/api/v1/gold-cards/{card_id}/appeal", json={"reason": "met"}, headers=provider.headers)
+    r = client.post(
+        f"/api/v1/gold-cards/{card_id}/appeal/decision",
+        json={"outcome": "overturned", "note": "Sample misread."},
+        headers=oversight.headers,
+    )
+    assert r.status_code == 200 and r.json()["appeals"][0]["reinstated"] == [card_id, renewal_id]
+    cards = {c["id"]: c for c in client.get("/api/v1/gold-cards", headers=provider.headers).json()["items"]}
+    assert cards[renewal_id]["status"] == "active"
+    clock.set(end + dt.timedelta(days=1))  # inside the renewal's validity
+    assert _status(client, provider, 90) == "gold_card_affirmed"
+
+
+def test_an_overturned_card_that_a_newer_card_replaced_stays_rescinded(
+    client: TestClient, rt: Runtime, clock: FixedClock, make_actor: MakeActor
+) -> None:
+    """Two cards are never in force at once: the appeal is decided, and says why the card stays rescinded."""
+    card_id, ids, provider = _carded(client, rt, clock, make_actor, 5)
+    _fail_sample(client, make_actor, card_id, ids)
+    clock.advance(dt.timedelta(days=1))
+    history(rt, ["affirmed"] * 5, at=clock.now())  # earned again on history after the rescission
+    clock.advance(dt.timedelta(days=1))
+    assert run(rt, clock.now()).evaluations[0].action == "granted"
+    client.post(f"/api/v1/gold-cards/{card_id}/appeal", json={"reason": "met"}, headers=provider.headers)
+    r = client.post(
+        f"/api/v1/gold-cards/{card_id}/appeal/decision",
+        json={"outcome": "overturned", "note": "Sample misread."},
+        headers=make_actor("oversight").headers,
+    )
+    appeal = r.json()["appeals"][0]
+    assert r.status_code == 200 and r.json()["status"] == "rescinded"
+    assert (appeal["status"], appeal["reinstated"], appeal["not_reinstated"]) == ("overturned", [], [card_id])
+    active = [
+        c for c in client.get("/api/v1/gold-cards", headers=provider.headers).json()["items"] if c["in_force"]
+    ]
+    assert len(active) == 1 and active[0]["id"] != card_id

@@ -497,6 +497,83 @@ def appeal(session: Session, rt: Runtime, *, principal: Principal, card_id: int,
     return card
 
 
+APPEAL_OUTCOMES = ("upheld", "overturned")
+
+
+def decide_appeal(
+    session: Session, rt: Runtime, *, principal: Principal, card_id: int, outcome: str, note: str
+) -> GoldCard:
+    """An oversight reviewer, independent of the participant that rescinded the card, decides its pending appeal.
+
+    Upheld, the rescission stands. Overturned, the card is in force again until its original end, and so is
+    any renewal rescinded with it; the rescission is kept in the appeal's record. A card that a newer one has
+    replaced meanwhile for the same provider and service stays as it is (the appeal says so): two cards are
+    never in force at once.
+    """
+    if principal.role not in (Role.OVERSIGHT, Role.ADMIN):
+        # The participant rescinded the card, so it cannot judge the appeal (R4); providers file, not decide.
+        raise Forbidden("gold-card appeals are decided by oversight staff, independently of the participant")
+    if outcome not in APPEAL_OUTCOMES:
+        raise Invalid("unknown outcome", [FieldError("outcome", "use upheld or overturned")])
+    if not note.strip():
+        raise Invalid("say why", [FieldError("note", "give the grounds for the decision")])
+    card = _load(session, card_id, for_update=True)
+    details = dict(card.details or {})
+    appeals = [dict(a) for a in details.get("appeals", [])]
+    pending = next((a for a in appeals if a.get("status") == "filed"), None)
+    if pending is None:
+        raise Conflict(f"gold card {card.id} has no pending appeal")
+    now = rt.clock.now()
+    pending.update(
+        status=outcome, decided_at=now.isoformat(), decided_by_user_id=principal.user_id, decision_note=note
+    )
+    if outcome == "overturned":
+        renewals = [int(i) for i in (details.get("notice") or {}).get("also_rescinded", [])]
+        restored, blocked = [], []
+        for c in [card, *(_load(session, i, for_update=True) for i in renewals)]:
+            if c.status != "rescinded":
+                continue
+            if _replaced(session, c):
+                blocked.append(c.id)
+                continue
+            overturned = {
+                "rescinded_at": _iso(c.rescinded_at),
+                "reason": c.rescission_reason,
+                "at": now.isoformat(),
+            }
+            c.status, c.rescinded_at, c.rescission_reason = "active", None, None
+            restored.append(c.id)
+            if c is card:
+                details["rescission_overturned"] = overturned
+            else:
+                c.details = {**(c.details or {}), "rescission_overturned": overturned}
+                _audit(session, c, "goldcard.reinstate_renewal", now, renews=card.id)
+        pending.update(reinstated=restored, not_reinstated=blocked)
+        if blocked:
+            pending["not_reinstated_why"] = "a newer gold card for this provider and service replaced it"
+    details["appeals"] = appeals
+    card.details = details
+    _audit(session, card, "goldcard.appeal_decision", now, outcome=outcome, by=principal.user_id)
+    return card
+
+
+def _replaced(session: Session, card: GoldCard) -> bool:
+    """Whether another card of the same provider and service, in force or to come, overlaps this one's validity."""
+    return (
+        session.scalars(
+            select(GoldCard.id).where(
+                GoldCard.provider_npi == card.provider_npi,
+                GoldCard.category == card.category,
+                GoldCard.status == "active",
+                GoldCard.id != card.id,
+                GoldCard.valid_from < card.valid_until,
+                GoldCard.valid_until > card.valid_from,
+            )
+        ).first()
+        is not None
+    )
+
+
 # ---------------------------------------------------------------------------------------------- reads
 
 
@@ -569,6 +646,7 @@ def card_view(card: GoldCard, *, now: dt.datetime) -> dict[str, Any]:
         "notice": details.get("notice"),
         "sample_reviews": details.get("sample_reviews", []),
         "appeals": details.get("appeals", []),
+        "rescission_overturned": details.get("rescission_overturned"),  # on appeal: the rescission it undid
     }
 
 

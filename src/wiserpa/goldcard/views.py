@@ -1,8 +1,8 @@
-"""REST routes for gold cards: list with the reasons, sample review (rescission) and appeal."""
+"""REST routes for gold cards: list with the reasons, sample review (rescission), appeal and its decision."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -51,6 +51,13 @@ class AppealIn(Strict):
     """The provider's grounds for appealing a rescission."""
 
     reason: str = Field(min_length=1, max_length=4000)
+
+
+class AppealDecisionIn(Strict):
+    """An oversight reviewer's decision on a pending appeal."""
+
+    outcome: Literal["upheld", "overturned"]
+    note: str = Field(min_length=1, max_length=4000)
 
 
 def _post(
@@ -103,3 +110,25 @@ def appeal(
         return Outcome(201, service.card_view(card, now=rt.clock.now()))
 
     return _post(session, rt, principal, idempotency_key, f"gold-card-appeal/{card_id}", raw, work)
+
+
+@router.post("/{card_id}/appeal/decision")
+def decide_appeal(
+    card_id: IdPath,
+    body: AppealDecisionIn,
+    raw: RawBody,
+    session: SessionDep,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Decide a pending appeal (oversight): upheld, or overturned to put the card back in force."""
+
+    def work() -> Outcome:
+        card = service.decide_appeal(
+            session, rt, principal=principal, card_id=card_id, outcome=body.outcome, note=body.note
+        )
+        session.flush()
+        return Outcome(200, service.card_view(card, now=rt.clock.now()))
+
+    return _post(session, rt, principal, idempotency_key, f"gold-card-appeal-decision/{card_id}", raw, work)
