@@ -62,6 +62,24 @@ def _status(client: TestClient, provider: Actor, seed: int) -> str:
     return str(r.json()["status"])
 
 
+def _renewed(
+    client: TestClient, rt: Runtime, clock: FixedClock, make_actor: MakeActor
+) -> tuple[int, list[int], Actor, int, dt.datetime]:
+    """A carded practice whose card was renewed ten days before its end: (card, its requests, practice, renewal,
+    the card's end)."""
+    card_id, ids, provider = _carded(client, rt, clock, make_actor, 5)
+    end = clock.now() + dt.timedelta(days=rt.profile.gold_card.validity_days)
+    clock.set(end - dt.timedelta(days=10))
+    ev = run(rt, clock.now()).evaluations[0]
+    assert ev.action == "renewed" and ev.card_id is not None
+    return card_id, ids, provider, ev.card_id, end
+
+
+def _cards(client: TestClient, provider: Actor) -> dict[int, dict[str, Any]]:
+    """The practice's gold cards by id, as the listing shows them."""
+    return {c["id"]: c for c in client.get("/api/v1/gold-cards", headers=provider.headers).json()["items"]}
+
+
 def test_a_rescinded_card_is_not_granted_back_by_the_next_evaluation(
     client: TestClient, rt: Runtime, clock: FixedClock, make_actor: MakeActor
 ) -> None:
@@ -90,17 +108,10 @@ def test_rescinding_a_renewed_card_also_ends_its_renewal(
     client: TestClient, rt: Runtime, clock: FixedClock, make_actor: MakeActor
 ) -> None:
     """A renewal granted before the rescission does not take force when the renewed card ends."""
-    card_id, ids, provider = _carded(client, rt, clock, make_actor, 5)
-    end = clock.now() + dt.timedelta(days=rt.profile.gold_card.validity_days)
-    clock.set(end - dt.timedelta(days=10))
-    ev = run(rt, clock.now()).evaluations[0]
-    assert ev.action == "renewed"
-    renewal_id = ev.card_id
-
+    card_id, ids, provider, renewal_id, end = _renewed(client, rt, clock, make_actor)
     card = _fail_sample(client, make_actor, card_id, ids)
     assert card["status"] == "rescinded" and card["notice"]["also_rescinded"] == [renewal_id]
-    cards = {c["id"]: c for c in client.get("/api/v1/gold-cards", headers=provider.headers).json()["items"]}
-    assert cards[renewal_id]["status"] == "rescinded"
+    assert _cards(client, provider)[renewal_id]["status"] == "rescinded"
 
     clock.set(end + dt.timedelta(days=1))  # inside the renewal's validity
     assert _status(client, provider, 61) == "pended"
@@ -240,14 +251,11 @@ def test_oversight_decides_an_appeal_and_an_overturned_rescission_puts_the_card_
     assert client.post(decide, json=ruling, headers=oversight.headers).status_code == 409  # decided already
 
 
-def test_overturning_a_rescission_restores_its_renewal_but_never_two_cards_at_once(
+def test_overturning_a_rescission_restores_its_renewal(
     client: TestClient, rt: Runtime, clock: FixedClock, make_actor: MakeActor
 ) -> None:
-    """The renewal rescinded with the card comes back with it; a card a newer one replaced stays rescinded."""
-    card_id, ids, provider = _carded(client, rt, clock, make_actor, 5)
-    end = clock.now() + dt.timedelta(days=rt.profile.gold_card.validity_days)
-    clock.set(end - dt.timedelta(days=10))
-    renewal_id = run(rt, clock.now()).evaluations[0].card_id
+    """The renewal rescinded with the card comes back with it."""
+    card_id, ids, provider, renewal_id, end = _renewed(client, rt, clock, make_actor)
     _fail_sample(client, make_actor, card_id, ids)
     oversight: Actor = make_actor("oversight")
     client.post(f"/api/v1/gold-cards/{card_id}/appeal", json={"reason": "met"}, headers=provider.headers)
@@ -257,8 +265,7 @@ def test_overturning_a_rescission_restores_its_renewal_but_never_two_cards_at_on
         headers=oversight.headers,
     )
     assert r.status_code == 200 and r.json()["appeals"][0]["reinstated"] == [card_id, renewal_id]
-    cards = {c["id"]: c for c in client.get("/api/v1/gold-cards", headers=provider.headers).json()["items"]}
-    assert cards[renewal_id]["status"] == "active"
+    assert _cards(client, provider)[renewal_id]["status"] == "active"
     clock.set(end + dt.timedelta(days=1))  # inside the renewal's validity
     assert _status(client, provider, 90) == "gold_card_affirmed"
 
