@@ -126,6 +126,8 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("GET", "/api/v1/gold-cards"): row(401, 200, 200, 200, 200, 200, 200),
     ("POST", "/api/v1/gold-cards/{card_id}/sample-review"): row(401, 403, 403, 404, 404, 404, 403),
     ("POST", "/api/v1/gold-cards/{card_id}/appeal"): row(401, 404, 404, 404, 404, 404, 404),
+    # decided by oversight (and admin), never by the participant or the provider: refused before any lookup
+    ("POST", "/api/v1/gold-cards/{card_id}/appeal/decision"): row(401, 403, 403, 403, 403, 404, 404),
     # --- review workflow (docs/api.md)
     ("GET", "/api/v1/requests/{request_id}/workflow"): row(401, 200, 404, 200, 404, 200, 200),
     ("POST", "/api/v1/requests/{request_id}/information-requests"): row(401, 403, 403, 201, 404, 403, 403),
@@ -193,6 +195,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Expected]] = {
     ("POST", "/requests/new"): row(303, 403, 403, 403, 403, 403, 403),
     ("GET", "/requests/{request_id}"): row(303, 200, 404, 200, 404, 200, 200),
     ("POST", "/requests/{request_id}/resubmit"): row(303, 403, 403, 403, 403, 403, 403),
+    ("POST", "/requests/{request_id}/withdraw"): row(303, 403, 403, 403, 403, 403, 403),
     ("POST", "/requests/{request_id}/information/{info_id}"): row(303, 403, 403, 403, 403, 403, 403),
     ("POST", "/requests/{request_id}/peer-to-peer"): row(303, 403, 403, 403, 403, 403, 403),
     ("GET", "/review"): row(303, 403, 403, 200, 200, 403, 403),
@@ -465,6 +468,9 @@ CALLS: dict[tuple[str, str], Call] = {
         json=lambda ctx: {"reviewed": [{"request_id": ctx.request_id, "appropriate": True}] * 5}
     ),
     ("POST", "/api/v1/gold-cards/{card_id}/appeal"): Call(json=lambda _: {"reason": "the case met the LCD"}),
+    ("POST", "/api/v1/gold-cards/{card_id}/appeal/decision"): Call(
+        json=lambda _: {"outcome": "upheld", "note": "the sample review stands"}
+    ),
     ("POST", "/api/v1/requests/{request_id}/information-requests"): Call(
         json=lambda ctx: {"criterion_ids": [ctx.ids["criterion"]]},
         make=make_pended_with_criterion,
@@ -515,6 +521,7 @@ PATH_VALUES: dict[str, str] = {
     "/public/participants/{state}": "/public/participants/TX",
     "/api/v1/gold-cards/{card_id}/sample-review": "/api/v1/gold-cards/999999/sample-review",
     "/api/v1/gold-cards/{card_id}/appeal": "/api/v1/gold-cards/999999/appeal",
+    "/api/v1/gold-cards/{card_id}/appeal/decision": "/api/v1/gold-cards/999999/appeal/decision",
     "/oversight/simulations/{run_id}": "/oversight/simulations/999999",
     "/cds-services/{service_id}": "/cds-services/order-sign",
 }
