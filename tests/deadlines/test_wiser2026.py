@@ -89,6 +89,34 @@ def test_the_sweep_settles_an_overdue_request_once_and_leaves_its_version_alone(
     assert read["status"] == "pended" and read["overdue"] is True
 
 
+def test_a_sweep_batch_settles_its_overdue_requests_with_one_update(rt, clock, submit_pended) -> None:
+    from sqlalchemy import event, select
+
+    from wiserpa.requests.models import PaRequest
+
+    views = [submit_pended() for _ in range(3)]
+    clock.set(
+        max(dt.datetime.fromisoformat(v["due_at"].replace("Z", "+00:00")) for v in views)
+        + dt.timedelta(days=1)
+    )
+    settles: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("UPDATE pa_requests SET sweep_settled"):
+            settles.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", seen)
+    try:
+        with rt.sessions() as s:
+            assert sweep(s, rt).misses_recorded == 3
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", seen)
+    assert len(settles) == 1
+    with rt.sessions() as s:
+        rows = s.execute(select(PaRequest.sweep_settled, PaRequest.version)).all()
+    assert sorted(rows) == [(True, 1)] * 3
+
+
 def test_resolving_an_open_miss_is_undone_with_its_savepoint(rt, clock, submit_pended) -> None:
     from wiserpa.deadlines.models import DeadlineMiss
     from wiserpa.deadlines.service import record_miss

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, exists, func, inspect, select
+from sqlalchemy import and_, bindparam, exists, func, inspect, select, update
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
@@ -32,7 +32,7 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.requests.status import OPEN, Status, is_deemed
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import update_stored
+from wiserpa.store.base import note_updated, table_of, update_stored
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,31 @@ def _settle(session: Session, request: PaRequest) -> None:
     """Mark a request with a recorded miss that time cannot deem as needing nothing more from the sweep."""
     if request.deems_on_due or request.sweep_settled:
         return
+    settling: list[PaRequest] | None = session.info.get(_SETTLING)
+    if settling is not None:
+        # Inside a sweep batch: one UPDATE for the batch (`_write_settled`) instead of one per request. Marked
+        # now, and counted as changed so that a rollback before the write expires it.
+        set_committed_value(request, "sweep_settled", True)
+        note_updated(session, request)
+        settling.append(request)
+        return
     # A Core UPDATE: bookkeeping for the sweep, not a change of the request, so its version (ETag) stays.
     update_stored(session, request, sweep_settled=True)
+
+
+_SETTLING = "wiserpa.deadline_misses.settling"  # requests a sweep batch settled, written at its end
+_SETTLE_MANY = (
+    update(table_of(PaRequest))
+    .where(table_of(PaRequest).c.id.in_(bindparam("ids", expanding=True)))
+    .values(sweep_settled=True)
+)
+
+
+def _write_settled(session: Session) -> None:
+    """Write the sweep batch's settled requests with one UPDATE."""
+    settling: list[PaRequest] = session.info.pop(_SETTLING, [])
+    if settling:
+        session.connection().execute(_SETTLE_MANY, {"ids": [r.id for r in settling]})
 
 
 def _new_miss(
@@ -271,6 +294,7 @@ def sweep(
             _load_decisions(session, [r for r in rows if is_deemed(r, now)])
             had = set(session.scalars(_MISSES_AMONG, {"ids": ids}))
             session.info[_ABSENT] = set(ids) - had
+            session.info[_SETTLING] = []
             progress = 0
             # One flush per batch instead of several per request: the audit chain's head and this batch's
             # misses are tracked in the session, so nothing needs to be read back before the commit.
@@ -283,6 +307,7 @@ def sweep(
                         deemed += 1
                         progress += 1
             session.info.pop(_ABSENT, None)
+            _write_settled(session)
             session.flush()
             now_had = session.scalar(_COUNT_MISSES_AMONG, {"ids": ids}) or 0
             recorded += now_had - len(had)
@@ -290,6 +315,7 @@ def sweep(
             session.commit()
         except BaseException:
             session.info.pop(_ABSENT, None)
+            session.info.pop(_SETTLING, None)
             session.rollback()
             raise
         batches += 1
