@@ -986,19 +986,11 @@ def _episode_review(
         # head (the lock every audited write takes anyway, so no new lock order), then look. The other
         # transaction has committed its review by then, and READ COMMITTED shows it to the next statement.
         session.execute(_EPISODE_GUARD)
-    found = session.scalars(
-        select(PrepaymentReview)
-        .where(
-            PrepaymentReview.beneficiary_mbi == mbi,
-            PrepaymentReview.category == category,
-            PrepaymentReview.date_of_service == dos,
-        )
-        .order_by(PrepaymentReview.id.desc())
-    ).first()
+    # The beneficiary's reviews for this date of service (rarely more than one), read once for both questions.
+    episode = session.scalars(_EPISODE_REVIEWS, {"mbi": mbi, "dos": dos}).all()
+    found = next((r for r in reversed(episode) if r.category == category), None)
     if found is None and procedure:
-        found = _adopt_associated_review(
-            session, rt, mbi=mbi, state=state, category=category, dos=dos, now=now
-        )
+        found = _adopt_associated_review(session, rt, episode, state=state, category=category, now=now)
     if found is None:
         found = _open_review(session, rt, mbi=mbi, state=state, participant=participant, category=category,
                              dos=dos, now=now)  # fmt: skip
@@ -1006,21 +998,32 @@ def _episode_review(
     return found
 
 
+_EPISODE_REVIEWS = (
+    select(PrepaymentReview)
+    .where(
+        PrepaymentReview.beneficiary_mbi == bindparam("mbi"),
+        PrepaymentReview.date_of_service == bindparam("dos"),
+    )
+    .order_by(PrepaymentReview.id)
+)
+
+
 def _adopt_associated_review(
-    session: Session, rt: Runtime, *, mbi: str, state: str, category: str, dos: dt.date, now: dt.datetime
+    session: Session,
+    rt: Runtime,
+    episode: Sequence[PrepaymentReview],
+    *,
+    state: str,
+    category: str,
+    now: dt.datetime,
 ) -> PrepaymentReview | None:
-    """Move to `category` an untouched review opened only for associated lines that `category` also lists."""
-    candidates = session.scalars(
-        select(PrepaymentReview)
-        .where(
-            PrepaymentReview.beneficiary_mbi == mbi,
-            PrepaymentReview.date_of_service == dos,
-            PrepaymentReview.category != category,
-            PrepaymentReview.status == "awaiting_documentation",
-            PrepaymentReview.documents_received_at.is_(None),
-        )
-        .order_by(PrepaymentReview.id)
-    ).all()
+    """Move to `category` an untouched review of the episode (its beneficiary and date of service, oldest first)
+    opened only for associated lines that `category` also lists."""
+    candidates = [
+        r
+        for r in episode
+        if r.category != category and r.status == "awaiting_documentation" and r.documents_received_at is None
+    ]
     for review in candidates:
         lines = _linked_lines(session, review.id)
         if not lines or not all(
