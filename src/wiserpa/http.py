@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Request
@@ -44,26 +45,67 @@ async def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> AsyncIter
         session.close()
 
 
+class SlidingWindow:
+    """Each client's recent events within a window, for rate limits; clients whose events have all aged out are
+    forgotten, so a server that meets many addresses does not keep one entry per address for ever.
+
+    Monotonic time only paces abuse; it never enters a decision or a record.
+    """
+
+    def __init__(self, window_seconds: float, now: Callable[[], float] = time.monotonic) -> None:
+        self.window = window_seconds
+        self._now = now
+        self._events: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()  # request handlers run on several threads
+        self._purge_at = _PURGE_FLOOR
+
+    def count(self, client: str) -> int:
+        """The client's events within the window."""
+        with self._lock:
+            q = self._events.get(client)
+            if q is None:
+                return 0
+            cutoff = self._now() - self.window
+            while q and q[0] < cutoff:
+                q.popleft()
+            if not q:
+                del self._events[client]
+            return len(q)
+
+    def add(self, client: str) -> None:
+        """Record one event of the client, now."""
+        with self._lock:
+            now = self._now()
+            self._events.setdefault(client, deque()).append(now)
+            if len(self._events) >= self._purge_at:
+                # Clients that never came back: drop those whose latest event has aged out. Purging when the
+                # table doubles keeps the cost per event constant.
+                cutoff = now - self.window
+                for stale in [c for c, q in self._events.items() if q[-1] < cutoff]:
+                    del self._events[stale]
+                self._purge_at = max(_PURGE_FLOOR, 2 * len(self._events))
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+_PURGE_FLOOR = 1024  # clients a window holds before it first looks for ones to forget
+
+
 class AuthFailureLimiter:
     """Sliding-window count of failed authentications per client, to slow down key guessing."""
 
     def __init__(self, limit: int, window_seconds: float = 60.0) -> None:
         self.limit = limit
-        self.window = window_seconds
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self.failures = SlidingWindow(window_seconds)
 
     def blocked(self, client: str) -> bool:
         """True while the client has too many recent failures."""
-        q = self._failures[client]
-        # Monotonic time only paces abuse; it never enters a decision or a record.
-        cutoff = time.monotonic() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        return len(q) >= self.limit
+        return self.failures.count(client) >= self.limit
 
     def failed(self, client: str) -> None:
         """Count one failure."""
-        self._failures[client].append(time.monotonic())
+        self.failures.add(client)
 
 
 class Unauthorized(ApiError):

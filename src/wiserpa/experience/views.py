@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections import defaultdict, deque
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -18,7 +16,7 @@ from wiserpa.auth.service import Principal
 from wiserpa.errors import ApiError, Invalid
 from wiserpa.experience import service
 from wiserpa.experience.taxonomy import Obstacle, PatientImpact, labels
-from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, once
+from wiserpa.http import IdPath, PrincipalDep, RawBody, RuntimeDep, SessionDep, SlidingWindow, once
 from wiserpa.ids import MAX_ID
 from wiserpa.inbound import Strict
 from wiserpa.store.idempotency import Outcome
@@ -81,19 +79,13 @@ class PublicIntakeLimiter:
 
     def __init__(self, limit: int = 5, window_seconds: float = 3600.0) -> None:
         self.limit = limit
-        self.window = window_seconds
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self.hits = SlidingWindow(window_seconds)
 
     def allow(self, client: str) -> bool:
         """Count one submission; False when the client is over the limit."""
-        q = self._hits[client]
-        # Monotonic time only paces abuse; it never enters a record.
-        now = time.monotonic()
-        while q and q[0] < now - self.window:
-            q.popleft()
-        if len(q) >= self.limit:
+        if self.hits.count(client) >= self.limit:
             return False
-        q.append(now)
+        self.hits.add(client)
         return True
 
 
