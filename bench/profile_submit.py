@@ -68,7 +68,7 @@ def measure(url: str, rounds: int, per_round: int, profile: bool) -> tuple[float
         }
         data = SubmitRequestIn.model_validate(raw)
         with rt.sessions() as session:
-            principal = authenticate(session, key)
+            principal = authenticate(session, key, now=rt.clock.now())
             assert principal is not None
 
             def work() -> Outcome:

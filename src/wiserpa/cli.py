@@ -254,6 +254,10 @@ def keys_create(
     npi: Annotated[str | None, typer.Option(help="Clinician NPI (reviewers who may non-affirm)")] = None,
     specialty: Annotated[str | None, typer.Option(help="Clinician specialty")] = None,
     clinician: Annotated[bool, typer.Option(help="The user is a licensed clinician")] = False,
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=3660, help="The key stops working after this many days (default: never)"),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a user and an API key; the key is printed alone on the last line (shown once)."""
@@ -294,9 +298,14 @@ def keys_create(
             specialty=specialty,
             is_clinician=clinician,
         )
-        key = issue_key(session, user=user, now=now)
+        expires_at = now + dt.timedelta(days=expires_in_days) if expires_in_days else None
+        key = issue_key(session, user=user, now=now, expires_at=expires_at)
         session.commit()
-    err.print(f"Created {role_.value} user {user.id}" + (f" in organization {org_id}" if org_id else ""))
+    err.print(
+        f"Created {role_.value} user {user.id}"
+        + (f" in organization {org_id}" if org_id else "")
+        + (f"; the key expires {expires_at.isoformat(timespec='seconds')}" if expires_at else "")
+    )
     typer.echo(key)
 
 

@@ -140,7 +140,7 @@ def get_principal(
     if limiter.blocked(client):
         raise TooManyFailures()
     token = _token(request, authorization)
-    principal = authenticate(session, token) if token else None
+    principal = authenticate(session, token, now=request.app.state.runtime.clock.now()) if token else None
     if principal is None:
         limiter.failed(client)
         raise Unauthorized()

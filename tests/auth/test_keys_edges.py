@@ -3,12 +3,16 @@ cannot be ours is refused like any wrong key (401), never a 500."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Actor
+from wiserpa.auth.models import Role, User
+from wiserpa.auth.service import create_user, issue_key
 from wiserpa.web.auth import COOKIE
 
 # Prefixes we never issue (ours are 12 lowercase hex digits): a NUL byte (which PostgreSQL text cannot hold),
@@ -44,3 +48,23 @@ def test_a_valid_key_still_signs_in_after_the_shape_check(
     assert client.get("/api/v1/requests", headers=provider.headers).status_code == 200
     page = client.post("/login", data={"api_key": provider.key, "next": "/"}, follow_redirects=False)
     assert page.status_code == 303
+
+
+def test_an_expiring_key_works_until_its_instant_and_then_is_a_401(
+    client: TestClient, rt: Any, clock: Any
+) -> None:
+    """Time is the clock's: a key is refused from its expiry instant on, over the API and on the web."""
+    now = clock.now()
+    with rt.sessions() as s:
+        user = create_user(s, name="Analyst", role=Role.OVERSIGHT, now=now)
+        key = issue_key(s, user=user, now=now, expires_at=now + dt.timedelta(days=1))
+        s.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/api/v1/requests", headers=headers).status_code == 200
+    clock.advance(dt.timedelta(days=1) - dt.timedelta(microseconds=1))
+    assert client.get("/api/v1/requests", headers=headers).status_code == 200
+    clock.advance(dt.timedelta(microseconds=1))
+    assert client.get("/api/v1/requests", headers=headers).status_code == 401
+    assert client.post("/login", data={"api_key": key}).status_code == 401
+    with rt.sessions() as s, pytest.raises(ValueError, match="expire after"):
+        issue_key(s, user=s.get(User, user.id), now=clock.now(), expires_at=clock.now())

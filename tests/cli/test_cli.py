@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import func, select, text
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from wiserpa.auth.service import authenticate
 from wiserpa.cli import app as cli
+from wiserpa.policy.clock import SystemClock
 from wiserpa.requests.models import PaRequest
 from wiserpa.store.db import make_engine, make_sessionmaker
 
@@ -27,7 +29,7 @@ def test_db_upgrade_then_keys_create_prints_the_key_last(tmp_path: Path) -> None
     assert key.startswith("wpa_")
     engine = make_engine(url)
     with make_sessionmaker(engine)() as session:
-        principal = authenticate(session, key)
+        principal = authenticate(session, key, now=SystemClock().now())
         assert principal is not None and principal.role.value == "provider"
         # Only a digest is stored: the secret part of the key appears nowhere in the database.
         secret = key.split("_", 2)[2]
@@ -89,3 +91,22 @@ def test_profiles_list_and_show() -> None:
     assert {"wiser-2026", "asa-reform"} <= set(listed.stdout.split())
     shown = runner.invoke(cli, ["profiles", "show", "wiser-2026"])
     assert shown.exit_code == 0 and "deemed_approval" in shown.stdout
+
+
+def test_keys_create_with_an_expiry_makes_a_key_that_stops_working_then(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ops.db"
+    assert runner.invoke(cli, ["db", "upgrade", "--database-url", url]).exit_code == 0
+    args = ["keys", "create", "--role", "oversight", "--expires-in-days", "30", "--database-url", url]
+    made = runner.invoke(cli, args)
+    assert made.exit_code == 0, made.output
+    assert "the key expires" in made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    now = SystemClock().now()
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as session:
+        assert authenticate(session, key, now=now) is not None
+        assert authenticate(session, key, now=now + dt.timedelta(days=31)) is None
+    engine.dispose()
+    for bad in ("0", "-1", "x"):
+        refused = runner.invoke(cli, [*args[:4], "--expires-in-days", bad, "--database-url", url])
+        assert refused.exit_code == 2, (bad, refused.output)

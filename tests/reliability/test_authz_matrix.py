@@ -742,9 +742,13 @@ def test_key_comparison_is_constant_time(
     assert actor is not None
     prefix = actor.key.split("_")[1]
     with rt.sessions() as session:
-        assert auth.authenticate(session, actor.key) is not None
-        assert auth.authenticate(session, f"wpa_{prefix}_wrong-secret-wrong-secret") is None
-        assert auth.authenticate(session, "wpa_ffffffffffff_unknown-prefix-secret") is None
+        assert auth.authenticate(session, actor.key, now=rt.clock.now()) is not None
+        assert (
+            auth.authenticate(session, f"wpa_{prefix}_wrong-secret-wrong-secret", now=rt.clock.now()) is None
+        )
+        assert (
+            auth.authenticate(session, "wpa_ffffffffffff_unknown-prefix-secret", now=rt.clock.now()) is None
+        )
     assert len(calls) == 3, "every key check, even for an unknown prefix, goes through compare_digest"
 
 

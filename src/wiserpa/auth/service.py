@@ -93,13 +93,26 @@ def create_user(
     return user
 
 
-def issue_key(session: Session, *, user: User, now: dt.datetime, label: str | None = None) -> str:
-    """Create a key for `user` and return it; only its digest is stored, so it is shown once."""
+def issue_key(
+    session: Session,
+    *,
+    user: User,
+    now: dt.datetime,
+    label: str | None = None,
+    expires_at: dt.datetime | None = None,
+) -> str:
+    """Create a key for `user` and return it; only its digest is stored, so it is shown once. A key with
+    `expires_at` stops authenticating at that instant; without, it lasts until revoked."""
+    if expires_at is not None and expires_at <= now:
+        raise ValueError("a key must expire after it is created")
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     session.add(
-        ApiKey(prefix=prefix, secret_sha256=_digest(secret), user_id=user.id, label=label, created_at=now)
-    )
+        ApiKey(
+            prefix=prefix, secret_sha256=_digest(secret), user_id=user.id, label=label, created_at=now,
+            expires_at=expires_at,
+        )
+    )  # fmt: skip
     session.flush()
     return f"{KEY_PREFIX}_{prefix}_{secret}"
 
@@ -128,6 +141,7 @@ _KEY_LOOKUP = (
         ApiKey.id,
         ApiKey.secret_sha256,
         ApiKey.revoked_at,
+        ApiKey.expires_at,
         User.id,
         User.name,
         User.role,
@@ -143,8 +157,8 @@ _KEY_LOOKUP = (
 )
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
-    """The principal for a presented key, or None (unknown, malformed or revoked)."""
+def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal | None:
+    """The principal for a presented key at `now`, or None (unknown, malformed, revoked or expired)."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         return None
@@ -155,8 +169,24 @@ def authenticate(session: Session, token: str) -> Principal | None:
         # Spend the same work as a real comparison so timing does not reveal which prefixes exist.
         hmac.compare_digest(_digest(parts[2]), "0" * 64)
         return None
-    key_id, secret_sha256, revoked_at, user_id, name, role, org_id, state, npi, specialty, creds, clin = row
+    (
+        key_id,
+        secret_sha256,
+        revoked_at,
+        expires_at,
+        user_id,
+        name,
+        role,
+        org_id,
+        state,
+        npi,
+        specialty,
+        creds,
+        clin,
+    ) = row
     if not hmac.compare_digest(_digest(parts[2]), secret_sha256) or revoked_at is not None:
+        return None
+    if expires_at is not None and now >= expires_at:
         return None
     return Principal(
         user_id=user_id,

@@ -100,7 +100,7 @@ def optional_principal(request: Request, session: SessionDep) -> Principal | Non
     client = request.client.host if request.client else "unknown"
     if limiter.blocked(client):
         raise TooManyFailures()
-    principal = authenticate(session, key)
+    principal = authenticate(session, key, now=request.app.state.runtime.clock.now())
     if principal is None:
         limiter.failed(client)
         return None

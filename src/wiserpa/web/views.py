@@ -268,7 +268,7 @@ def login(
             error="Too many failed attempts. Wait a minute and try again.",
         )
     key = api_key.strip()
-    principal = authenticate(session, key) if key else None
+    principal = authenticate(session, key, now=request.app.state.runtime.clock.now()) if key else None
     if principal is None:
         limiter.failed(client)
         return render(
