@@ -28,7 +28,9 @@ from wiserpa.sim import engine
 
 def main() -> None:
     """Run the year and print the statement counts."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--policy", default="asa-reform")
     parser.add_argument("--top", type=int, default=25)
