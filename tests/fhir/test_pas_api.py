@@ -69,6 +69,21 @@ def test_submit_affirms_with_utn_and_keeps_the_bundle(client: Any, rt: Any, make
         assert stored.organization_id == prov.organization_id
 
 
+def test_the_items_issue_date_is_the_decisions_date_in_the_states_time_zone(
+    client: Any, clock: Any, make_actor: Any
+) -> None:
+    # 04:30 UTC is the previous evening in every WISeR state: the authorization was issued that evening's date,
+    # as its validity period says, not the UTC date.
+    clock.set(dt.datetime(2026, 3, 3, 4, 30, tzinfo=dt.UTC))
+    prov = make_actor("provider")
+    resp = client.post(SUBMIT, content=json.dumps(wiser("standard")), headers={**prov.headers, **FHIR_JSON})
+    cr = claim_response(resp.json())
+    (issued,) = [
+        e["valueDate"] for e in cr["item"][0]["extension"] if e["url"].endswith("itemPreAuthIssueDate")
+    ]
+    assert issued == cr["preAuthPeriod"]["start"] == "2026-03-02"
+
+
 def test_parameters_wrapper_and_exempt_basis(client: Any, make_actor: Any) -> None:
     prov = make_actor("provider")
     bundle = wiser("time-sensitive")

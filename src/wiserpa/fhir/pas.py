@@ -161,6 +161,9 @@ class PasOutcome:
     # (criterion id, NCD/LCD citation text, plain-language statement of the unmet criterion)
     reasons: list[tuple[str, str, str]] = field(default_factory=list)
     status_text: str | None = None
+    # The date, in the state's time zone, the decision was made: each item's preauthorization issue date. None
+    # (a response built without the engine) falls back to the response's own date.
+    issued_on: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -1512,7 +1515,8 @@ def _claim_response(
             "end": outcome.valid_until.isoformat(),
         }
     items = claim.get("item") or []
-    cr["item"] = [_item_entry(it, _seq(it, i + 1), outcome, now.date()) for i, it in enumerate(items)]
+    issued = outcome.issued_on or now.date()
+    cr["item"] = [_item_entry(it, _seq(it, i + 1), outcome, issued) for i, it in enumerate(items)]
     if outcome.decision == "non_affirmed":
         cr["processNote"] = [
             {"number": n, "type": "display", "text": f"{cid}: {statement} ({citation})"}

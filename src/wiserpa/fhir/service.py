@@ -56,6 +56,12 @@ def _citation_text(citation: Any) -> str:
     return str(citation or "")
 
 
+def _local_date(rt: Runtime, request: PaRequest, at: dt.datetime) -> dt.date:
+    """The date of an instant in the request's state (its business calendar's time zone)."""
+    state = rt.catalog.state(request.state)
+    return at.astimezone(ZoneInfo(state.timezone if state else "UTC")).date()
+
+
 def pas_outcome(rt: Runtime, request: PaRequest, *, now: dt.datetime) -> PasOutcome:
     """The engine's current (time-aware) state of a request in the terms of a PAS response."""
     status = effective_status(request, now)
@@ -67,8 +73,7 @@ def pas_outcome(rt: Runtime, request: PaRequest, *, now: dt.datetime) -> PasOutc
         valid_until = (
             requests.validity_end(rt, request, request.due_at) if deemed_now else request.valid_until
         ) or requests.validity_end(rt, request, decided_at)
-        state = rt.catalog.state(request.state)
-        valid_from = decided_at.astimezone(ZoneInfo(state.timezone if state else "UTC")).date()
+        valid_from = _local_date(rt, request, decided_at)
         kind = "deemed" if deemed_now else (request.decision_kind or "criteria")
         text = {
             "criteria": "Provisionally affirmed: every NCD/LCD criterion is documented as met",
@@ -85,6 +90,7 @@ def pas_outcome(rt: Runtime, request: PaRequest, *, now: dt.datetime) -> PasOutc
             valid_from,
             valid_until,
             status_text=f"{text}; UTN {request.utn}",
+            issued_on=valid_from,
         )
     if status == Status.NON_AFFIRMED.value:
         reasons: list[tuple[str, str, str]] = []
@@ -109,6 +115,7 @@ def pas_outcome(rt: Runtime, request: PaRequest, *, now: dt.datetime) -> PasOutc
             request.utn,
             reasons=reasons,
             status_text=f"Non-affirmed by a clinician reviewer; UTN {request.utn}",
+            issued_on=_local_date(rt, request, request.decided_at or now),
         )
     return PasOutcome(
         "pended",
