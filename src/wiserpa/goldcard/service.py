@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
@@ -497,7 +497,7 @@ def appeal(session: Session, rt: Runtime, *, principal: Principal, card_id: int,
     return card
 
 
-APPEAL_OUTCOMES = ("upheld", "overturned")
+AppealOutcome = Literal["upheld", "overturned"]  # the body of the decision route takes these too
 
 
 def decide_appeal(
@@ -513,7 +513,7 @@ def decide_appeal(
     if principal.role not in (Role.OVERSIGHT, Role.ADMIN):
         # The participant rescinded the card, so it cannot judge the appeal (R4); providers file, not decide.
         raise Forbidden("gold-card appeals are decided by oversight staff, independently of the participant")
-    if outcome not in APPEAL_OUTCOMES:
+    if outcome not in get_args(AppealOutcome):
         raise Invalid("unknown outcome", [FieldError("outcome", "use upheld or overturned")])
     if not note.strip():
         raise Invalid("say why", [FieldError("note", "give the grounds for the decision")])

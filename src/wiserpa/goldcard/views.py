@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -56,7 +56,7 @@ class AppealIn(Strict):
 class AppealDecisionIn(Strict):
     """An oversight reviewer's decision on a pending appeal."""
 
-    outcome: Literal["upheld", "overturned"]
+    outcome: service.AppealOutcome
     note: str = Field(min_length=1, max_length=4000)
 
 

@@ -36,6 +36,9 @@ Icd10Code = Annotated[str, Field(max_length=8), AfterValidator(_icd10)]
 Modifier = Annotated[str, Field(max_length=2), AfterValidator(_modifier)]
 
 
+WITHDRAW_REASON_MAX = 1000  # characters of a withdrawal's reason, on the API and the web form alike
+
+
 class Urgency(StrEnum):
     """How fast the requester needs an answer."""
 

@@ -23,7 +23,7 @@ from wiserpa.http import (
 )
 from wiserpa.inbound import Strict
 from wiserpa.requests import service
-from wiserpa.requests.schemas import AttachmentIn, SubmitRequestIn
+from wiserpa.requests.schemas import WITHDRAW_REASON_MAX, AttachmentIn, SubmitRequestIn
 from wiserpa.requests.status import Status
 from wiserpa.store.idempotency import Outcome
 
@@ -138,7 +138,7 @@ def get_request(
 class WithdrawIn(Strict):
     """Why the request is withdrawn."""
 
-    reason: str | None = Field(default=None, max_length=1000)
+    reason: str | None = Field(default=None, max_length=WITHDRAW_REASON_MAX)
 
 
 @router.post("/{request_id}/withdraw", response_model=RequestOut)

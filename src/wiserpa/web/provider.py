@@ -19,7 +19,7 @@ from wiserpa.http import IdPath, RuntimeDep, SessionDep
 from wiserpa.ids import parse_id
 from wiserpa.policy import views as policy_views
 from wiserpa.requests import service as requests
-from wiserpa.requests.schemas import SubmitRequestIn
+from wiserpa.requests.schemas import WITHDRAW_REASON_MAX, SubmitRequestIn
 from wiserpa.requests.status import OPEN, TRANSITIONS, Status
 from wiserpa.reviews import workflow
 from wiserpa.runtime import Runtime
@@ -509,8 +509,8 @@ def withdraw_page(
     back = f"/requests/{request_id}"
     if "\x00" in reason:
         return redirect(back, notice=f"Not withdrawn: reason: {NUL_MESSAGE}.")
-    if len(reason) > _WITHDRAW_REASON_MAX:
-        return redirect(back, notice=f"Not withdrawn: reason: at most {_WITHDRAW_REASON_MAX:,} characters.")
+    if len(reason) > WITHDRAW_REASON_MAX:
+        return redirect(back, notice=f"Not withdrawn: reason: at most {WITHDRAW_REASON_MAX:,} characters.")
     if raw_version and version is None:
         return redirect(back, notice="Not withdrawn: the form was altered; reload the page.")
     try:
@@ -523,9 +523,6 @@ def withdraw_page(
         session.rollback()
         return redirect(back, notice=f"Not withdrawn: {exc.message}")
     return redirect(back, notice=f"Request {request_id} withdrawn.")
-
-
-_WITHDRAW_REASON_MAX = 1000  # as the API's withdrawal body
 
 
 @router.post("/requests/{request_id}/information/{info_id}", response_class=HTMLResponse)
