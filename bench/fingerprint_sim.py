@@ -39,7 +39,12 @@ def main() -> None:
     )  # fmt: skip
     result = simulate(scenario, workers=1)
     for run in result.runs:
-        reported = {"metrics": run.metrics, "series": run.series, "outcomes": run.outcomes, "checks": run.checks}
+        reported = {
+            "metrics": run.metrics,
+            "series": run.series,
+            "outcomes": run.outcomes,
+            "checks": run.checks,
+        }
         text = json.dumps(reported, sort_keys=True, default=str)
         print(f"{run.profile_id:<12} {hashlib.sha256(text.encode()).hexdigest()[:16]}")
         if args.show:
