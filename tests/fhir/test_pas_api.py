@@ -22,6 +22,7 @@ from tests.fhir.apihelp import (
     review_actions,
     wiser,
 )
+from wiserpa.claims import service as claims
 from wiserpa.fhir.models import FhirBundle
 from wiserpa.fhir.pas import CS_AFFIRMATION_BASIS, EXT_AFFIRMATION_BASIS
 from wiserpa.requests.models import PaRequest
@@ -82,6 +83,38 @@ def test_the_items_issue_date_is_the_decisions_date_in_the_states_time_zone(
         e["valueDate"] for e in cr["item"][0]["extension"] if e["url"].endswith("itemPreAuthIssueDate")
     ]
     assert issued == cr["preAuthPeriod"]["start"] == "2026-03-02"
+
+
+def test_a_late_affirmation_is_in_force_from_receipt_as_claims_pay_it(
+    client: Any, rt: Any, clock: Any, make_actor: Any
+) -> None:
+    # Pended on 2 March (Texas time), affirmed by a clinician on 4 March: the authorization was issued on the 4th,
+    # and a service performed while waiting is covered, as the claims engine pays it, so the period starts on the 2nd.
+    clock.set(dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.UTC))
+    prov = make_actor("provider")
+    bundle = wiser("standard", ident="LATE-1", facts={"active_rehab_program": False})
+    assert review_actions(client.post(SUBMIT, json=bundle, headers=prov.headers).json()) == [("A4", None)]
+    clock.set(dt.datetime(2026, 3, 4, 16, 0, tzinfo=dt.UTC))
+    reviewer = make_actor("reviewer", state="TX")
+    with rt.sessions() as s:
+        req = s.scalars(select(PaRequest)).one()
+        reviews.decide(s, rt, principal=reviewer.principal, request_id=req.id, outcome="affirm")
+        s.commit()
+        utn = req.utn
+    with rt.sessions() as s:
+        window = claims.auth_state(rt, s.scalars(select(PaRequest)).one(), clock.now())
+    out = client.post(INQUIRE, json=_inquiry(utn), headers=prov.headers)
+    [result] = [p["resource"] for p in out.json()["parameter"] if p["name"] == "return"]
+    cr = claim_response(result)
+    (issued,) = [
+        e["valueDate"] for e in cr["item"][0]["extension"] if e["url"].endswith("itemPreAuthIssueDate")
+    ]
+    assert issued == "2026-03-04"
+    assert cr["preAuthPeriod"] == {"start": "2026-03-02", "end": "2026-07-02"}
+    assert (window.valid_from.isoformat(), window.valid_until and window.valid_until.isoformat()) == (
+        cr["preAuthPeriod"]["start"],
+        cr["preAuthPeriod"]["end"],
+    )
 
 
 def test_parameters_wrapper_and_exempt_basis(client: Any, make_actor: Any) -> None:

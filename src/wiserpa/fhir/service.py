@@ -73,7 +73,10 @@ def pas_outcome(rt: Runtime, request: PaRequest, *, now: dt.datetime) -> PasOutc
         valid_until = (
             requests.validity_end(rt, request, request.due_at) if deemed_now else request.valid_until
         ) or requests.validity_end(rt, request, decided_at)
-        valid_from = _local_date(rt, request, decided_at)
+        issued_on = _local_date(rt, request, decided_at)
+        # In force from the day of receipt, as the claims engine pays it (claims.service.auth_state): a service the
+        # provider could not postpone while waiting for the decision is covered, so the period says so too.
+        valid_from = _local_date(rt, request, request.received_at)
         kind = "deemed" if deemed_now else (request.decision_kind or "criteria")
         text = {
             "criteria": "Provisionally affirmed: every NCD/LCD criterion is documented as met",
@@ -90,7 +93,7 @@ def pas_outcome(rt: Runtime, request: PaRequest, *, now: dt.datetime) -> PasOutc
             valid_from,
             valid_until,
             status_text=f"{text}; UTN {request.utn}",
-            issued_on=valid_from,
+            issued_on=issued_on,
         )
     if status == Status.NON_AFFIRMED.value:
         reasons: list[tuple[str, str, str]] = []
