@@ -95,3 +95,11 @@ def test_icd10_shape_accepts(good: str) -> None:
 @pytest.mark.parametrize("bad", ["", "G8", "8G911", "GA911", "S72.001AB", "G89.1-"])
 def test_icd10_shape_rejects(bad: str) -> None:
     assert not is_valid_icd10cm_shape(bad)
+
+
+def test_npi_answers_repeat_from_the_cache() -> None:
+    # Valid NPIs' check digits are cached: a repeated question gets the same answer, and a value that is not a
+    # string (unhashable, too) is still refused before the cache is asked.
+    for npi, valid in (("1234567893", True), ("1234567890", False)):
+        assert [is_valid_npi(npi) for _ in range(3)] == [valid] * 3
+    assert not is_valid_npi(["1234567893"])  # type: ignore[arg-type]
