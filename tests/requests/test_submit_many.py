@@ -66,3 +66,33 @@ def test_a_refused_item_writes_nothing_and_the_others_are_stored(
     assert isinstance(results[1], Invalid) and {f.field for f in results[1].fields} == {"emergency"}
     assert after == (before or 0) + 2
     assert results[0].id + 1 == results[2].id  # the refused item took no id
+
+
+def test_the_history_read_gives_what_the_columns_hold(rt: Runtime, make_actor: Callable[..., Any]) -> None:
+    # `_history_rows` reads on the driver and converts with the columns' own result processors: its rows must
+    # hold what a Core read of the same columns gives (dates, aware instants, decoded facts, flags).
+    provider = make_actor("provider")
+    with rt.sessions() as s:
+        stored = [
+            r
+            for r in requests.submit_many(s, rt, _submissions(provider, _esi_sessions(2)))
+            if isinstance(r, PaRequest)
+        ]
+        s.commit()
+    mbi, category = stored[0].beneficiary_mbi, stored[0].category
+    with rt.sessions() as s:
+        rows = requests._history_rows(
+            s, {(mbi, category), (mbi, "no_such_category"), ("1EG4TE5MK74", category)}
+        )
+        t = requests._REQUESTS
+        core = s.execute(
+            select(t.c.id, t.c.date_of_service, t.c.category, t.c.policy_id, t.c.clinical_facts, t.c.status,
+                   t.c.deems_on_due, t.c.due_at).where(t.c.beneficiary_mbi == mbi).order_by(t.c.id)
+        ).all()  # fmt: skip
+    assert rows[mbi, "no_such_category"] == [] and rows["1EG4TE5MK74", category] == []
+    got = sorted(rows[mbi, category], key=lambda r: r.id)
+    assert [(r.id, r.date_of_service, r.category, r.policy_id, r.facts, r.status, r.deems_on_due, r.due_at)
+            for r in got] == [tuple(row) for row in core]  # fmt: skip
+    assert [r.id for r in got] == [r.id for r in stored]
+    assert all(type(r.date_of_service) is dt.date and r.due_at.tzinfo is dt.UTC for r in got)
+    assert all(type(r.deems_on_due) is bool and isinstance(r.facts, dict) for r in got)
