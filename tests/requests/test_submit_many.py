@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from tests.factories import DOS, body
 from wiserpa.audit import service as audit
-from wiserpa.errors import Invalid
+from wiserpa.audit.models import AuditEntry
+from wiserpa.errors import Invalid, NotFound
 from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
 from wiserpa.requests.schemas import SubmitRequestIn
@@ -96,3 +97,32 @@ def test_the_history_read_gives_what_the_columns_hold(rt: Runtime, make_actor: C
     assert [r.id for r in got] == [r.id for r in stored]
     assert all(type(r.date_of_service) is dt.date and r.due_at.tzinfo is dt.UTC for r in got)
     assert all(type(r.deems_on_due) is bool and isinstance(r.facts, dict) for r in got)
+
+
+def test_resubmitting_reads_the_original_as_the_orm_would(
+    rt: Runtime, make_actor: Callable[..., Any]
+) -> None:
+    # `_original` adopts a Core read of a request that is not in the session; the caller's own request is
+    # resubmitted from it, another organization's is a 404 with its refusal audited.
+    owner, stranger = make_actor("provider"), make_actor("provider")
+    with rt.sessions() as s:
+        (first,) = requests.submit_many(s, rt, _submissions(owner, [body("vertebral_augmentation", seed=5)]))
+        assert isinstance(first, PaRequest)
+        requests.withdraw(s, rt, principal=owner.principal, request_id=first.id, reason="wrong side")
+        s.commit()
+    with rt.sessions() as s:
+        (refused,) = requests.resubmit_many(s, rt, [requests.Resubmission(stranger.principal, first.id, {})])
+        assert isinstance(refused, NotFound)
+        refusals = s.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "request.resubmit", AuditEntry.outcome == "not_found"
+            )
+        ).all()
+        assert [e.object_id for e in refusals] == [str(first.id)]
+    with rt.sessions() as s:
+        (again,) = requests.resubmit_many(s, rt, [requests.Resubmission(owner.principal, first.id, {})])
+        assert isinstance(again, PaRequest) and again.predecessor_id == first.id
+        original = s.get(PaRequest, first.id)
+        assert original is not None and original.status == "withdrawn"
+        assert [d.kind for d in original.decisions] == ["auto_affirm", "withdrawn"]  # loaded on access
+        s.commit()

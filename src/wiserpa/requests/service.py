@@ -44,8 +44,10 @@ from wiserpa.requests.status import (
 )
 from wiserpa.runtime import Runtime
 from wiserpa.store.base import (
+    adopt_loaded,
     allocate_ids,
     assemble,
+    in_session,
     insert_adopted,
     note_updated,
     read_connection,
@@ -938,9 +940,7 @@ _SUCCESSOR = select(_REQUESTS.c.id).where(_REQUESTS.c.predecessor_id == bindpara
 def _resubmission(session: Session, rt: Runtime, item: Resubmission, now: dt.datetime) -> Submission:
     """The submission that resubmits one request: its original body merged with the changes."""
     principal = item.principal
-    original = load_visible(
-        session, rt, principal, item.request_id, action="request.resubmit", with_children=False
-    )
+    original = _original(session, rt, principal, item.request_id)
     if principal.role is not Role.PROVIDER:
         raise Forbidden("only the submitting organization may resubmit")
     at = received_instant(item.received_at, now)
@@ -968,6 +968,24 @@ def _resubmission(session: Session, rt: Runtime, item: Resubmission, now: dt.dat
         ]
         raise Invalid("; ".join(f"{f.field}: {f.message}" for f in fields), fields) from exc
     return Submission(principal, data, merged, received_at=item.received_at, predecessor=original)
+
+
+# Built once: every column of a request, for `_original`.
+_REQUEST_ROW = select(_REQUESTS).where(_REQUESTS.c.id == bindparam("id"))
+
+
+def _original(session: Session, rt: Runtime, principal: Principal, request_id: int) -> PaRequest:
+    """The request to resubmit, as `load_visible` without children gives it: lines and decisions load on access.
+
+    A Core read made an ORM object (as reviews' `_lock_request` does): the ORM statement, its loader options'
+    cache keys and its result handling cost more than the read (390 -> 155 us of CPU on SQLite, loaded machine).
+    """
+    if not in_session(session, PaRequest, request_id):
+        row = read_connection(session).execute(_REQUEST_ROW, {"id": request_id}).one_or_none()
+        if row is not None and in_scope(principal, row):
+            return adopt_loaded(session, PaRequest, row)
+    # The session's own object, or a refusal to audit: load_visible hands back the one, records the other.
+    return load_visible(session, rt, principal, request_id, action="request.resubmit", with_children=False)
 
 
 def check_version(request: PaRequest, expected: int | frozenset[int] | None) -> None:
