@@ -126,3 +126,30 @@ def test_resubmitting_reads_the_original_as_the_orm_would(
         assert original is not None and original.status == "withdrawn"
         assert [d.kind for d in original.decisions] == ["auto_affirm", "withdrawn"]  # loaded on access
         s.commit()
+
+
+def test_lines_and_decisions_get_the_ids_they_are_stored_under(
+    rt: Runtime, make_actor: Callable[..., Any]
+) -> None:
+    # `_child_ids` reserves the lines' and decisions' ids before they are built (on PostgreSQL a batch of one
+    # leaves them to the insert): either way each object holds the id of its row.
+    provider = make_actor("provider")
+    for size in (1, 3):
+        bodies = [body("vertebral_augmentation", seed=10 * size + k) for k in range(size)]
+        with rt.sessions() as s:
+            made = [
+                r
+                for r in requests.submit_many(s, rt, _submissions(provider, bodies))
+                if isinstance(r, PaRequest)
+            ]
+            s.commit()
+            held = {r.id: ([ln.id for ln in r.lines], [d.id for d in r.decisions]) for r in made}
+        assert len(made) == size
+        with rt.sessions() as s:
+            for request_id, (line_ids, decision_ids) in held.items():
+                stored = s.get(PaRequest, request_id)
+                assert stored is not None and None not in line_ids + decision_ids
+                assert ([ln.id for ln in stored.lines], [d.id for d in stored.decisions]) == (
+                    line_ids,
+                    decision_ids,
+                )
