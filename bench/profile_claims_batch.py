@@ -7,7 +7,7 @@ per batch as the simulator does, and rolls the transaction back, so every batch 
 database. Prints the minimum over the repeats of CPU milliseconds per claim; a batch of one is what REST and
 FHIR do.
 
-    python bench/profile_claims_batch.py [--requests 3000] [--sizes 1 30] [--repeat 3] [--profile [--sort cumulative]]
+    python bench/profile_claims_batch.py [--requests 3000] [--sizes 1 30] [--repeat 3] [--profile [--sort cumulative]] [--ids]
 """
 
 from __future__ import annotations
@@ -58,16 +58,18 @@ def measure(
     size: int,
     profile: bool,
     sort: str = "tottime",
+    ids: bool = False,
 ) -> float:
     """CPU ms per claim for submitting `items` in batches of `size`; everything is rolled back afterwards."""
     session.expunge_all()
+    submit: Any = claims.store_claims if ids else claims.submit_claims
     prof = cProfile.Profile() if profile else None
     t0 = time.process_time()
     if prof is not None:
         prof.enable()
     for i in range(0, len(items), size):
         with session.begin_nested():
-            claims.submit_claims(session, sim.rt, items[i : i + size], fee_schedule=sim.fees)
+            submit(session, sim.rt, items[i : i + size], fee_schedule=sim.fees)
     if prof is not None:
         prof.disable()
     cpu = time.process_time() - t0
@@ -88,6 +90,7 @@ def main() -> None:
     ap.add_argument("--policy", default="wiser-2026", help="policy profile id")
     ap.add_argument("--profile", action="store_true", help="cProfile each size once (slower figures)")
     ap.add_argument("--sort", default="tottime", help="the profile's order (tottime, cumulative, ...)")
+    ap.add_argument("--ids", action="store_true", help="store_claims (ids only, as the simulator bills)")
     args = ap.parse_args()
     n = args.requests
     with simulator_run(n, args.policy) as sim, sim.rt.sessions() as session:
@@ -99,7 +102,9 @@ def main() -> None:
         with engine._few_collections():
             for _ in range(1 if args.profile else args.repeat):
                 for size in args.sizes:
-                    results[size].append(measure(sim, session, items, size, args.profile, args.sort))
+                    results[size].append(
+                        measure(sim, session, items, size, args.profile, args.sort, args.ids)
+                    )
     for size, figures in results.items():
         runs: Any = ", ".join(f"{f:.3f}" for f in figures)
         print(f"batches of {size:>3}: {min(figures):.3f} ms CPU per claim (min of {runs})")

@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from tests.claims.helpers import AFTER_DOS, authorize, claim, line, mbi
 from tests.factories import DOS
+from wiserpa.audit.models import AuditEntry
 from wiserpa.claims import service as claims
-from wiserpa.claims.models import Claim, PrepaymentReview
+from wiserpa.claims.models import Claim, ClaimLine, PrepaymentReview
 from wiserpa.claims.schemas import SubmitClaimIn
 from wiserpa.errors import Invalid
 from wiserpa.policy.clock import FixedClock
 from wiserpa.policy.validation import make_valid_npi
 from wiserpa.runtime import Runtime
+from wiserpa.store.base import table_of
 
 
 def _items(actor: Any, bodies: list[dict[str, Any]]) -> list[claims.ClaimSubmission]:
@@ -96,3 +98,66 @@ def test_an_opened_review_is_stored_and_read_back_as_the_orm_would(rt: Runtime, 
 
 def _columns(review: PrepaymentReview) -> dict[str, Any]:
     return {c.key: getattr(review, c.key) for c in inspect(PrepaymentReview).column_attrs}
+
+
+def test_store_claims_writes_what_submit_claims_writes_without_orm_objects(
+    client: TestClient, make_actor: Any, clock: FixedClock, rt: Runtime
+) -> None:
+    """`store_claims` (ids only) stores the same rows and audit entries as `submit_claims`, refusing the same."""
+    provider = make_actor("provider")
+    auth = authorize(client, provider.headers)
+    clock.set(AFTER_DOS)
+    bodies = [
+        claim([line("62323", utn=auth["utn"])]),
+        claim([line("62323", utn="ZZA00000000001")]),  # refused
+        claim([line("01938"), line("62323", modifiers=["76"])], seed=1),
+        claim([line("62323")], seed=2),  # opens a review
+        claim([line("62323")], seed=2, claim_type="institutional"),  # joins it
+    ]
+    written = []
+    for submit in (claims.submit_claims, claims.store_claims):
+        with rt.sessions() as s:
+            results: list[Any] = submit(s, rt, _items(provider, bodies))
+            assert [type(r).__name__ for r in results[1:2]] == ["Invalid"]
+            ids = [r if isinstance(r, int) else r.id for r in results if not isinstance(r, Invalid)]
+            if submit is claims.store_claims:
+                assert not [o for o in s.identity_map.values() if isinstance(o, Claim | ClaimLine)]
+            written.append((ids, _stored(s, ids)))
+            s.rollback()
+    (ids_orm, orm), (ids_rows, rows) = written
+    assert len(ids_rows) == len(ids_orm) == 4 and ids_rows == sorted(ids_rows)
+    assert rows == orm
+    _, line_rows, entries = rows
+    assert len(line_rows) == 5 and [e[0] for e in entries].count("prepayment_review.open") == 1
+
+
+def _stored(s: Any, ids: list[int]) -> tuple[Any, ...]:
+    """The claims' rows, their lines' and the audit entries of a batch, without the ids that differ between runs
+    (PostgreSQL's sequences do not roll back)."""
+    by_id = {claim_id: n for n, claim_id in enumerate(ids)}
+    skip = {"id", "claim_id", "prepayment_review_id"}
+    claim_rows = [
+        {k: v for k, v in r.items() if k not in skip}
+        for r in s.execute(select(table_of(Claim)).where(Claim.id.in_(ids)).order_by(Claim.id)).mappings()
+    ]
+    line_rows = [
+        (
+            by_id[r["claim_id"]],
+            r["prepayment_review_id"] is None,
+            {k: v for k, v in r.items() if k not in skip},
+        )
+        for r in s.execute(
+            select(table_of(ClaimLine)).where(ClaimLine.claim_id.in_(ids)).order_by(ClaimLine.id)
+        ).mappings()
+    ]
+    entries = [
+        (e.action, e.object_type, e.outcome, e.details, by_id.get(int(e.object_id)) if e.action == "claim.submit" else None)
+        for e in s.scalars(select(AuditEntry).where(AuditEntry.action.in_(("claim.submit", "prepayment_review.open"))).order_by(AuditEntry.id))
+    ]  # fmt: skip
+    return claim_rows, line_rows, entries
+
+
+def test_claim_columns_have_no_defaults_of_their_own() -> None:
+    """`store_claims` writes every column of its rows itself, which holds while no column has a default."""
+    for table in (table_of(Claim), table_of(ClaimLine)):
+        assert [c.key for c in table.columns if c.default is not None or c.server_default is not None] == []

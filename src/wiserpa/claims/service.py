@@ -49,9 +49,11 @@ from wiserpa.requests.status import AFFIRMED_STATES, OPEN, Status, deemed_by_tim
 from wiserpa.runtime import Runtime
 from wiserpa.store.base import (
     adopt_loaded,
+    allocate_ids,
     assemble,
     in_session,
     insert_adopted,
+    insert_rows,
     read_connection,
     table_of,
 )
@@ -813,34 +815,99 @@ def submit_claims(
     Claims never change authorizations, so the authorizations are read once for the batch; pre-payment reviews
     are opened in item order, so a later claim for the same service episode joins the review an earlier opened.
     """
+    results, new = _take_claims(session, rt, items, fee_schedule)
+    if new:
+        stored = [assemble(Claim, c.claim, lines=[assemble(ClaimLine, ln) for ln in c.lines]) for c in new]
+        insert_adopted(session, stored, "lines")
+        _audit_claims(session, new, [claim.id for claim in stored])
+        given = iter(stored)
+        return [next(given) if r is None else r for r in results]
+    return [r for r in results if r is not None]
+
+
+def store_claims(
+    session: Session,
+    rt: Runtime,
+    items: Sequence[ClaimSubmission],
+    *,
+    fee_schedule: FeeSchedule | None = None,
+) -> list[int | ApiError]:
+    """`submit_claims` for a caller that needs only the new claims' ids: the same checks, rows and audit entries,
+    without the ORM objects (nothing of them enters the session).
+
+    For bulk billing: building, inserting and adopting a claim's ORM objects cost more than its matching.
+    """
+    results, new = _take_claims(session, rt, items, fee_schedule)
+    ids: list[int] = []
+    if new:
+        connection = session.connection()
+        ids = allocate_ids(connection, _CLAIMS, len(new))
+        line_rows = []
+        for claim_id, c in zip(ids, new, strict=True):
+            c.claim["id"] = claim_id
+            for ln in c.lines:
+                ln["claim_id"] = claim_id
+                line_rows.append({key: ln.get(key) for key in _LINE_KEYS})
+        for line_id, row in zip(allocate_ids(connection, _LINES, len(line_rows)), line_rows, strict=True):
+            row["id"] = line_id
+        insert_rows(connection, _CLAIMS, [{key: c.claim.get(key) for key in _CLAIM_KEYS} for c in new])
+        insert_rows(connection, _LINES, line_rows)
+        _audit_claims(session, new, ids)
+    given = iter(ids)
+    return [next(given) if r is None else r for r in results]
+
+
+_CLAIMS, _LINES = table_of(Claim), table_of(ClaimLine)
+# Every column of a row `store_claims` writes (none has a default of its own: tests/claims pins that).
+_CLAIM_KEYS = tuple(c.key for c in _CLAIMS.columns)
+_LINE_KEYS = tuple(c.key for c in _LINES.columns)
+
+
+@dataclass
+class _NewClaim:
+    """A claim that passed every check: its item, its column values and its lines', and the audit summary."""
+
+    item: ClaimSubmission
+    claim: dict[str, Any]
+    lines: list[dict[str, Any]]
+    summary: list[list[str]]
+
+
+def _take_claims(
+    session: Session, rt: Runtime, items: Sequence[ClaimSubmission], fee_schedule: FeeSchedule | None
+) -> tuple[list[ApiError | None], list[_NewClaim]]:
+    """Check and match every claim, opening the reviews they need: per item its refusal or None, and the
+    accepted claims' values in item order (not yet stored)."""
     now = rt.clock.now()
     fees = fee_schedule or configured_fee_schedule(rt)
     auths = _Authorizations(session, [item.data for item in items])
     billed = _Billed(auths.connection, [item.data for item in items])
-    results: list[Claim | ApiError] = []
-    new: list[tuple[ClaimSubmission, Claim, list[list[str]]]] = []
+    results: list[ApiError | None] = []
+    new: list[_NewClaim] = []
     for item in items:
         try:
-            claim, summary = _new_claim(session, rt, auths, billed, item, now, fees)
+            claim = _new_claim(session, rt, auths, billed, item, now, fees)
         except ApiError as exc:
             results.append(exc)
             continue
         billed.add(item.data)
-        results.append(claim)
-        new.append((item, claim, summary))
-    if new:
-        insert_adopted(session, [claim for _, claim, _ in new], "lines")
-        audit.append(
-            session,
-            (
-                audit.Entry(
-                    item.principal.actor, "claim.submit", "claim", claim.id, "ok", claim.received_at,
-                    {"lines": summary},
-                )
-                for item, claim, summary in new
-            ),
-        )  # fmt: skip
-    return results
+        results.append(None)
+        new.append(claim)
+    return results, new
+
+
+def _audit_claims(session: Session, new: Sequence[_NewClaim], ids: Sequence[int]) -> None:
+    """The claim.submit entries of stored claims, in item order."""
+    audit.append(
+        session,
+        (
+            audit.Entry(
+                c.item.principal.actor, "claim.submit", "claim", claim_id, "ok", c.claim["received_at"],
+                {"lines": c.summary},
+            )
+            for c, claim_id in zip(new, ids, strict=True)
+        ),
+    )  # fmt: skip
 
 
 def _join_procedure_episodes(
@@ -889,9 +956,9 @@ def _new_claim(
     item: ClaimSubmission,
     now: dt.datetime,
     fees: FeeSchedule,
-) -> tuple[Claim, list[list[str]]]:
-    """Check one claim, match every line and build it (not yet stored), with each line's [code, outcome] for
-    the audit log; raise the 4xx that refuses it."""
+) -> _NewClaim:
+    """Check one claim and match every line: its column values (not yet stored) and each line's [code, outcome]
+    for the audit log; raise the 4xx that refuses it."""
     principal, data = item.principal, item.data
     if principal.role is not Role.PROVIDER or principal.organization_id is None:
         raise Forbidden("only a provider organization's key may submit claims")
@@ -939,29 +1006,25 @@ def _new_claim(
             )  # fmt: skip
             # On the values, not the built line: a new line's attribute events are work nothing needs.
             values.update(_review_decides(review, at))
-        lines.append(assemble(ClaimLine, values))
+        lines.append(values)
         summary.append([values["code"], values["outcome"]])
-    claim = assemble(
-        Claim,
-        {
-            "organization_id": principal.organization_id,
-            "submitted_by_user_id": principal.user_id,
-            "claim_type": data.claim_type.value,
-            "billing_npi": data.billing_provider.npi,
-            "beneficiary_mbi": data.beneficiary.mbi,
-            "state": data.state,
-            "participant": state.participant,
-            "diagnosis_codes": list(data.diagnosis_codes),
-            "channel": item.channel,
-            "received_at": at,
-            "profile_id": rt.profile.id,
-            "profile_version": rt.profile.version,
-            "fee_schedule": fees.source[-200:],
-            "raw_submission": item.raw,
-        },
-        lines=lines,
-    )
-    return claim, summary
+    claim = {
+        "organization_id": principal.organization_id,
+        "submitted_by_user_id": principal.user_id,
+        "claim_type": data.claim_type.value,
+        "billing_npi": data.billing_provider.npi,
+        "beneficiary_mbi": data.beneficiary.mbi,
+        "state": data.state,
+        "participant": state.participant,
+        "diagnosis_codes": list(data.diagnosis_codes),
+        "channel": item.channel,
+        "received_at": at,
+        "profile_id": rt.profile.id,
+        "profile_version": rt.profile.version,
+        "fee_schedule": fees.source[-200:],
+        "raw_submission": item.raw,
+    }
+    return _NewClaim(item, claim, lines, summary)
 
 
 # --------------------------------------------------------------------------------------- pre-payment review
@@ -1851,6 +1914,7 @@ __all__ = [
     "review_status",
     "review_view",
     "reviews_for",
+    "store_claims",
     "submit_claim",
     "submit_claims",
     "submit_documents",
