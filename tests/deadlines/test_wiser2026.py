@@ -155,3 +155,80 @@ def test_a_clinician_decision_at_the_due_instant_is_a_miss_on_the_metrics_page(
     )
     assert r.status_code == 200 and r.json()["status"] == "affirmed"
     assert 'wiserpa_deadline_misses{state="TX"} 1.0' in client.get("/metrics").text
+
+
+def test_a_sweep_batch_inserts_its_misses_with_one_statement(rt, clock, submit_pended) -> None:
+    from sqlalchemy import event, select
+
+    from wiserpa.deadlines.models import DeadlineMiss
+
+    views = [submit_pended() for _ in range(3)]
+    clock.set(
+        max(dt.datetime.fromisoformat(v["due_at"].replace("Z", "+00:00")) for v in views)
+        + dt.timedelta(days=1)
+    )
+    inserts: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO deadline_misses"):
+            inserts.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", seen)
+    try:
+        with rt.sessions() as s:
+            assert sweep(s, rt, batch=2).misses_recorded == 3  # two batches: two inserts
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", seen)
+    assert len(inserts) == 2
+    with rt.sessions() as s:
+        misses = s.scalars(select(DeadlineMiss).order_by(DeadlineMiss.request_id)).all()
+        assert [m.request_id for m in misses] == sorted(v["id"] for v in views)
+        for miss in misses:
+            assert (miss.resolution, miss.detected_by, miss.resolved_at) == ("still_open", "sweep", None)
+            assert miss.detected_at == clock.now() and miss.late_seconds == int(
+                (clock.now() - miss.due_at).total_seconds()
+            )
+
+
+def test_a_late_decision_resolves_the_swept_miss_with_one_statement(rt, clock, submit_pended) -> None:
+    from sqlalchemy import event
+
+    from wiserpa.deadlines.models import DeadlineMiss
+    from wiserpa.deadlines.service import record_miss
+    from wiserpa.requests.models import PaRequest
+
+    views = [submit_pended() for _ in range(2)]
+    clock.set(
+        max(dt.datetime.fromisoformat(v["due_at"].replace("Z", "+00:00")) for v in views)
+        + dt.timedelta(days=2)
+    )
+    with rt.sessions() as s:
+        assert sweep(s, rt).misses_recorded == 2
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        if "deadline_misses" in statement:
+            statements.append(statement.split()[0])
+
+    with rt.sessions() as s:
+        held = s.get(DeadlineMiss, views[1]["id"])  # held by the session, expired by the commit
+        assert held is not None
+        s.commit()
+        event.listen(rt.engine, "before_cursor_execute", seen)
+        try:
+            for view in views:
+                request = s.get(PaRequest, view["id"])
+                assert request is not None
+                request.status, request.decided_at = "affirmed", clock.now()
+                miss = record_miss(s, rt, request, now=clock.now(), via="clinician_decision")
+                assert miss is not None and miss.resolution == "clinician_decision"
+                assert miss.resolved_at == clock.now() and miss.detected_by == "sweep"
+                assert miss.late_seconds == int((clock.now() - miss.due_at).total_seconds())
+            assert miss is held  # the held object, brought up to date from the row the update read back
+        finally:
+            event.remove(rt.engine, "before_cursor_execute", seen)
+        assert statements == ["UPDATE", "UPDATE"]  # no read of the misses
+        s.rollback()
+    with rt.sessions() as s:
+        for view in views:
+            assert s.get(DeadlineMiss, view["id"]).resolution == "still_open"  # type: ignore[union-attr]
