@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -28,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.instrumentation import ClassManager
 from sqlalchemy.orm.state import InstanceState
 
@@ -205,11 +206,14 @@ def _next_id_sqlite(table_name: str) -> str:
 
 @dataclass(frozen=True)
 class _DriverInsert:
-    """An INSERT of some columns of a table as the driver takes it: its SQL and each parameter's processor."""
+    """An INSERT of some columns of a table as the driver takes it: its SQL, the parameters' order and how to
+    pick and convert each row's values."""
 
     sql: str
     keys: tuple[str, ...]  # the rows' keys, in parameter order
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    # A row's (or an object's __dict__'s) values in that order, and (position, processor) of those that have one.
+    values_of: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
     positional: bool
 
 
@@ -220,19 +224,31 @@ _DRIVER_INSERTS: WeakKeyDictionary[Dialect, dict[tuple[Table, tuple[str, ...]], 
 
 
 def _driver_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _DriverInsert:
-    by_table = _DRIVER_INSERTS.setdefault(dialect, {})
+    by_table = _DRIVER_INSERTS.get(dialect)
+    if by_table is None:
+        by_table = _DRIVER_INSERTS[dialect] = {}
     found = by_table.get((table, keys))
     if found is None:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
-        assert names is not None and sorted(names) == sorted(keys)  # one parameter per column, named after it
+        names = tuple(compiled.positiontup if compiled.positional else compiled.binds)
+        assert sorted(names) == sorted(keys)  # one parameter per column, named after it
+        processors = (compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
         found = by_table[(table, keys)] = _DriverInsert(
             compiled.string,
-            tuple(names),
-            tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
+            names,
+            _getter(names),
+            tuple((i, p) for i, p in enumerate(processors) if p is not None),
             compiled.positional,
         )
     return found
+
+
+def _getter(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of these keys of a mapping, as a tuple (`itemgetter` alone gives a bare value for one key)."""
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda row: (row[key],)
+    return itemgetter(*keys)
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -246,40 +262,68 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str
     if not rows:
         return
     plan = _driver_insert(connection.dialect, table, tuple(rows[0]))
-    pairs = tuple(zip(plan.keys, plan.processors, strict=True))
-    params: list[Any] = []
-    for row in rows:
-        # Processors see None too, as SQLAlchemy's do (a JSON column stores None as JSON null).
-        values = [row[key] if process is None else process(row[key]) for key, process in pairs]
-        params.append(tuple(values) if plan.positional else dict(zip(plan.keys, values, strict=True)))
+    _execute_insert(connection, plan, [plan.values_of(row) for row in rows])
+
+
+def _execute_insert(connection: Connection, plan: _DriverInsert, rows: list[tuple[Any, ...]]) -> None:
+    """Run a driver insert for rows of values in its parameter order, through its processors."""
+    if plan.processors:
+        # Column by column: the processors are mapped over each column in C, rather than called from a Python
+        # loop per row and value (a batch of 25 requests' rows: ... -> ... instructions).
+        columns: list[Any] = list(zip(*rows, strict=True))
+        for i, process in plan.processors:
+            # Processors see None too, as SQLAlchemy's do (a JSON column stores None as JSON null).
+            columns[i] = map(process, columns[i])
+        rows = list(zip(*columns, strict=True))
+    params: list[Any] = rows if plan.positional else [dict(zip(plan.keys, row, strict=True)) for row in rows]
     connection.exec_driver_sql(plan.sql, params if len(params) > 1 else params[0])
 
 
 def _insert(session: Session, objs: Sequence[DeclarativeBase]) -> None:
     """Insert new objects of one class with one statement, giving ids first to those that have none."""
-    table = table_of(type(objs[0]))
-    rows = [_row(obj) for obj in objs]
+    model = type(objs[0])
+    table = table_of(model)
     # The session's connection, not Session.execute: a Core insert into one table needs none of the ORM's
     # statement handling (about half of a small statement's cost).
     connection = session.connection()
-    if any(row["id"] is None for row in rows):
-        if len(rows) == 1:
-            # One row (every REST submission): a plain insert reports its id (SQLite's lastrowid, an implicit
-            # RETURNING on PostgreSQL) for less than reserving one first.
-            del rows[0]["id"]
-            key = connection.execute(_plain_insert(table), rows[0]).inserted_primary_key
-            assert key is not None  # a single-row insert always reports it
-            objs[0].id = key.id  # type: ignore[attr-defined]
-            return
+    if len(objs) == 1 and objs[0].__dict__.get("id") is None:
+        # One row without an id (every REST submission): a plain insert reports its id (SQLite's lastrowid, an
+        # implicit RETURNING on PostgreSQL) for less than reserving one first.
+        row = _row(objs[0])
+        del row["id"]
+        key = connection.execute(_plain_insert(table), row).inserted_primary_key
+        assert key is not None  # a single-row insert always reports it
+        objs[0].id = key.id  # type: ignore[attr-defined]
+        return
+    missing = [obj for obj in objs if obj.__dict__.get("id") is None]
+    if missing:
         # Several: reserve their ids in one statement, then insert without RETURNING, whose result handling
-        # cost more than the reservation.
-        ids = allocate_ids(connection, table, sum(row["id"] is None for row in rows))
-        given = iter(ids)
-        for obj, row in zip(objs, rows, strict=True):
-            if row["id"] is None:
-                row["id"] = next(given)
-                obj.id = row["id"]  # type: ignore[attr-defined]
-    insert_rows(connection, table, rows)
+        # cost more than the reservation. Written straight into the objects: they are not tracked yet, and
+        # adopting them commits every attribute (make_transient_to_detached).
+        for obj, id_ in zip(missing, allocate_ids(connection, table, len(missing)), strict=True):
+            obj.__dict__["id"] = id_
+    plan = _driver_insert(connection.dialect, table, _column_keys(model))
+    rows: list[tuple[Any, ...]] | None
+    try:
+        # An object from `assemble` holds every column, so its values are picked in one step; `_row`, which
+        # fills in defaults, cost ... instructions a request.
+        rows = [plan.values_of(obj.__dict__) for obj in objs]
+    except KeyError:
+        rows = None
+    defaulted = _defaulted_positions(model, plan.keys)
+    if rows is not None and defaulted:
+        columns = list(zip(*rows, strict=True))
+        if any(None in columns[i] for i in defaulted):
+            rows = None
+    if rows is None:  # a column left unset, or None where it has a default: `_row` fills those in
+        rows = [plan.values_of(_row(obj)) for obj in objs]
+    _execute_insert(connection, plan, rows)
+
+
+@cache
+def _defaulted_positions(model: type[DeclarativeBase], keys: tuple[str, ...]) -> tuple[int, ...]:
+    """Positions in `keys` of the model's columns that have a scalar default."""
+    return tuple(keys.index(key) for key, default in _columns(model) if default is not None)
 
 
 @cache
@@ -301,36 +345,32 @@ def insert_adopted(
     parents = [objs] if isinstance(objs, DeclarativeBase) else list(objs)
     if not parents:
         return
-    mapper = inspect(type(parents[0]))
-    if mapper.version_id_col is not None:
-        version = mapper.get_property_by_column(mapper.version_id_col).key
+    model = type(parents[0])
+    version = _version_key(model)
+    if version is not None:
         for obj in parents:
-            if getattr(obj, version) is None:
+            if obj.__dict__.get(version) is None:
                 setattr(obj, version, 1)  # where the ORM's own insert would start the counter
     _insert(session, parents)
     adopted: list[DeclarativeBase] = list(parents)
     for name in collections:
-        relationship = mapper.relationships[name]
-        keys = [
-            (
-                mapper.get_property_by_column(parent_col).key,
-                relationship.mapper.get_property_by_column(child_col).key,
-            )
-            for parent_col, child_col in relationship.local_remote_pairs or ()
-        ]
+        keys = _link_keys(model, name)
         children = []
         for obj in parents:
+            parent = obj.__dict__
             for child in getattr(obj, name):
                 for parent_key, child_key in keys:
-                    setattr(child, child_key, getattr(obj, parent_key))
+                    # Straight into the child, without a change event: it is not tracked yet, and adopting it
+                    # commits every attribute (make_transient_to_detached).
+                    child.__dict__[child_key] = parent[parent_key]
                 children.append(child)
         if not children:
             continue
         _insert(session, children)
         adopted.extend(children)
-    states = [inspect(obj) for obj in adopted]
-    for state in states:
-        make_transient_to_detached(state.obj())
+    states = [instance_state(obj) for obj in adopted]
+    for obj, state in zip(adopted, states, strict=True):
+        make_transient_to_detached(obj)
         # What `Session.add` does for a detached object, without walking every relationship of every object
         # for cascades: each object reachable here is adopted itself, and the walk cost 14 us of the 40 us
         # it took to adopt a request with a line and a decision. SQLAlchemy has no public call for this;
@@ -338,6 +378,29 @@ def insert_adopted(
         # stops working).
         session._update_impl(state)
     _note_inserted(session, states)
+
+
+@cache
+def _version_key(model: type[DeclarativeBase]) -> str | None:
+    """The attribute key of a mapped class's version counter, if it has one."""
+    mapper = _class_manager(model).mapper
+    if mapper.version_id_col is None:
+        return None
+    return mapper.get_property_by_column(mapper.version_id_col).key
+
+
+@cache
+def _link_keys(model: type[DeclarativeBase], collection: str) -> tuple[tuple[str, str], ...]:
+    """(parent attribute key, child attribute key) of each column pair joining a one-to-many collection."""
+    mapper = _class_manager(model).mapper
+    relationship = mapper.relationships[collection]
+    return tuple(
+        (
+            mapper.get_property_by_column(parent_col).key,
+            relationship.mapper.get_property_by_column(child_col).key,
+        )
+        for parent_col, child_col in relationship.local_remote_pairs or ()
+    )
 
 
 def in_session(session: Session, model: type[DeclarativeBase], id_: int) -> bool:
