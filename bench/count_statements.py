@@ -3,7 +3,8 @@
 Runs the simulator's WA year of N requests under one profile on its in-memory SQLite database (as
 `wiserpa simulate` does, without worker processes), counts every statement the engine sends through a
 `before_cursor_execute` listener, and prints the total and the most frequent statements (first 110 characters).
-Savepoints and SQLite id reservations go straight to the driver (store.db, store.base) and are not counted.
+Savepoints and SQLite id reservations go straight to the driver (store.db, store.base) and are not counted;
+statements sent with store.base.driver_execute are (a listener sends them through SQLAlchemy).
 Counts, not times: they do not depend on how busy the machine is.
 
     python bench/count_statements.py [--requests 10000] [--policy asa-reform] [--top 25]

@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from wiserpa.store.base import (
@@ -269,3 +270,22 @@ def test_allocate_ids_reserves_ids_after_the_last_row(engine: Engine) -> None:
         assert len(set(first)) == 3
         insert_rows(conn, table, [{"id": i, "name": "p", "flag": "no", "version": 1} for i in first])
         assert min(allocate_ids(conn, table, 2)) > max(first)
+
+
+def test_direct_inserts_fail_as_sqlalchemy_errors_and_stay_visible_to_listeners(engine: Engine) -> None:
+    # insert_rows goes straight to sqlite3 when nothing listens (store.base.driver_execute): its errors must
+    # still be SQLAlchemy's, and a statement counter must still see every insert.
+    table = table_of(_Parent)
+    row = {"id": 1, "name": "p", "flag": "no", "version": 1}
+    with engine.begin() as conn:
+        insert_rows(conn, table, [row])
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        insert_rows(conn, table, [{**row, "id": 2}, row])
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with engine.begin() as conn:
+        insert_rows(conn, table, [{**row, "id": 3}, {**row, "id": 4}])
+    assert sum(s.startswith("INSERT INTO test_adopt_parent") for s in statements) == 1
+    assert any(s.startswith("BEGIN") for s in statements) == (engine.dialect.name == "sqlite")
+    with engine.connect() as conn:
+        assert conn.execute(select(table.c.id).order_by(table.c.id)).scalars().all() == [1, 3, 4]

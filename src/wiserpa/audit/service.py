@@ -7,13 +7,14 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy import bindparam, event, insert, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from wiserpa.audit.models import AuditEntry, AuditHead
-from wiserpa.store.base import insert_rows, table_of
+from wiserpa.store.base import driver_execute, insert_rows, read_connection, table_of
 
 GENESIS = "0" * 64
 
@@ -34,6 +35,11 @@ SYSTEM = Actor("system", "system")
 # options must not change.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
+# The C function that encoder's `encode` builds on every call, built once with the same options (no circular
+# reference check: details are what a JSON round trip gave, or scalars). Called as `_ENCODE(value, 0)`, it
+# returns the text in chunks.
+_ENCODE = c_make_encoder(None, str, encode_basestring_ascii, None, ":", ",", True, False, True)
+
 # Values a JSON round trip gives back unchanged, so details made only of these (with text keys) need no trip.
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -46,10 +52,11 @@ def _json_details(details: dict[str, Any] | None) -> dict[str, Any]:
     """
     if not details:
         return {}
-    if all(type(k) is str and type(v) in _JSON_SCALARS for k, v in details.items()):
-        return dict(details)
-    loaded: dict[str, Any] = json.loads(json.dumps(details, default=str))
-    return loaded
+    for key, value in details.items():
+        if type(key) is not str or type(value) not in _JSON_SCALARS:
+            loaded: dict[str, Any] = json.loads(json.dumps(details, default=str))
+            return loaded
+    return dict(details)
 
 
 def _digest(
@@ -64,7 +71,32 @@ def _digest(
     details: dict[str, Any],
     prev_hash: str,
 ) -> str:
-    payload = {
+    """The entry's hash: SHA-256 of its canonical text (`_canonical_text`), chained to the previous hash."""
+    try:
+        canonical = _canonical_text(
+            entry_id, at, actor, role, action, object_type, object_id, outcome, details, prev_hash
+        )
+    except TypeError:  # a field of another type than the log's columns hold: the general encoder decides
+        canonical = _CANONICAL.encode(
+            _payload(entry_id, at, actor, role, action, object_type, object_id, outcome, details, prev_hash)
+        )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _payload(
+    entry_id: int,
+    at: dt.datetime,
+    actor: str,
+    role: str,
+    action: str,
+    object_type: str,
+    object_id: str | None,
+    outcome: str,
+    details: dict[str, Any],
+    prev_hash: str,
+) -> dict[str, Any]:
+    """The hashed fields, by name: their canonical text is `_CANONICAL.encode` of this."""
+    return {
         "id": entry_id,
         "at": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "actor": actor,
@@ -76,8 +108,53 @@ def _digest(
         "details": details,
         "prev": prev_hash,
     }
-    canonical = _CANONICAL.encode(payload)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical_text(
+    entry_id: int,
+    at: dt.datetime,
+    actor: str,
+    role: str,
+    action: str,
+    object_type: str,
+    object_id: str | None,
+    outcome: str,
+    details: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """`_CANONICAL.encode(_payload(...))`, written out for the types the log's columns hold.
+
+    The payload's keys are fixed, so their sorted order is too: each field is encoded in place with the
+    encoder's own C string function, the details with its C encoder. This halves an entry's digest (83,000 ->
+    45,000 instructions); tests/audit/test_audit_digest.py checks it against the general encoder. A field of
+    another type raises TypeError.
+    """
+    if type(entry_id) is not int or type(at) is not dt.datetime:
+        raise TypeError("not the log's column types")
+    if at.tzinfo is not dt.UTC:
+        at = at.astimezone(dt.UTC)
+    if at.year < 1000:  # strftime writes such years without leading zeros
+        raise TypeError("a year before 1000")
+    text = encode_basestring_ascii
+    return "".join(
+        (
+            '{"action":', text(action),
+            ',"actor":', text(actor),
+            ',"at":"', _INSTANT % (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond),
+            '","details":', *_ENCODE(details, 0),
+            ',"id":', int.__repr__(entry_id),
+            ',"object_id":', "null" if object_id is None else text(object_id),
+            ',"object_type":', text(object_type),
+            ',"outcome":', text(outcome),
+            ',"prev":', text(prev_hash),
+            ',"role":', text(role),
+            "}",
+        )
+    )  # fmt: skip
+
+
+# What strftime("%Y-%m-%dT%H:%M:%S.%fZ") writes for years from 1000 on, for a fraction of its cost.
+_INSTANT = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 @dataclass
@@ -109,14 +186,24 @@ class _Chain:
 _CHAIN = "audit_chain"  # the session.info key of the current transaction's _Chain
 
 # Built once: every audited unit of work runs these.
-_HEAD_FOR_UPDATE = select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
-_HEAD_CREATE = insert(table_of(AuditHead))
+_HEAD_TABLE = table_of(AuditHead)
+_HEAD_FOR_UPDATE = (
+    select(_HEAD_TABLE.c.last_id, _HEAD_TABLE.c.last_hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
+)
+_HEAD_CREATE = insert(_HEAD_TABLE)
 _HEAD_MOVE = (
-    update(table_of(AuditHead))
-    .where(table_of(AuditHead).c.id == 1)
+    update(_HEAD_TABLE)
+    .where(_HEAD_TABLE.c.id == 1)
     .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
 )
 _ENTRY_TABLE = table_of(AuditEntry)
+
+# On SQLite the head is read and moved with plain SQL on the driver (store.base.driver_execute; SQLite has no FOR
+# UPDATE: the transaction already holds the write lock). Every audited transaction does both (499 in a
+# 1,000-request simulated year), and through SQLAlchemy they cost 358,000 (the read, as an ORM statement) and
+# 156,000 instructions against 14,000 and 11,000.
+_SQLITE_HEAD_READ = "SELECT last_id, last_hash FROM audit_head WHERE id = 1"
+_SQLITE_HEAD_MOVE = "UPDATE audit_head SET last_id = ?, last_hash = ? WHERE id = 1"
 
 
 def _chain(session: Session) -> _Chain:
@@ -129,12 +216,16 @@ def _chain(session: Session) -> _Chain:
     chain: _Chain | None = session.info.get(_CHAIN)
     if chain is not None and chain.root is root:
         return chain
-    row = session.execute(_HEAD_FOR_UPDATE).first()
+    connection = read_connection(session)  # flushes first, as the ORM statement this was did
+    if connection.dialect.name == "sqlite":
+        row = driver_execute(connection, _SQLITE_HEAD_READ).fetchone()
+    else:
+        row = connection.execute(_HEAD_FOR_UPDATE).first()
     if row is None:
-        session.execute(_HEAD_CREATE, {"id": 1, "last_id": 0, "last_hash": GENESIS})
+        connection.execute(_HEAD_CREATE, {"id": 1, "last_id": 0, "last_hash": GENESIS})
         base_id, base_hash = 0, GENESIS
     else:
-        base_id, base_hash = row.last_id, row.last_hash
+        base_id, base_hash = row
     root = session.get_transaction()  # the read began it if none was open
     assert root is not None
     chain = _Chain(root, base_id, base_hash)
@@ -155,7 +246,10 @@ def write_pending(session: Session) -> int:
     connection = session.connection()  # Core statements on one table each need no ORM handling
     insert_rows(connection, _ENTRY_TABLE, pending)
     last_id, last_hash = chain.tip()
-    connection.execute(_HEAD_MOVE, {"new_id": last_id, "new_hash": last_hash})
+    if connection.dialect.name == "sqlite":
+        driver_execute(connection, _SQLITE_HEAD_MOVE, (last_id, last_hash))
+    else:
+        connection.execute(_HEAD_MOVE, {"new_id": last_id, "new_hash": last_hash})
     chain.written = len(chain.rows)
     return len(pending)
 
