@@ -273,3 +273,28 @@ def test_ctrl_c_stops_parallel_runs_with_partial_results() -> None:
     for run in result.runs:
         assert run.partial
         assert sum(run.outcomes.values()) == run.metrics["episodes"] < 400
+
+
+def test_the_calibration_reads_what_the_database_holds_at_the_report_date(tmp_path: Path) -> None:
+    # The calibration reuses the rows the metrics read: its figure must be what the stored requests give.
+    scenario = Scenario(
+        state="WA", start=dt.datetime(2026, 1, 5, tzinfo=dt.UTC), end=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+        requests=120, drain_days=5, seed=3, profiles=("wiser-2026",),
+    )  # fmt: skip
+    result = simulate(scenario, keep_dir=tmp_path, workers=1)
+    cut = dt.datetime.fromisoformat(str(load_assumptions()["calibration_wa.window_end"]))
+    (run,) = result.runs
+    assert run.db_path is not None
+    with sqlite3.connect(run.db_path) as conn:
+        rows = conn.execute(
+            "SELECT received_at, decided_at FROM pa_requests WHERE received_at < ? AND"
+            " (decision_kind IN ('clinician', 'deemed') OR status IN ('received', 'pended', 'non_affirmed'))",
+            (cut.isoformat(" "),),
+        ).fetchall()
+    # The run ends after the report date, so a request still open then counts until the report date.
+    days = [
+        (min(dt.datetime.fromisoformat(d), cut) if d else cut) - dt.datetime.fromisoformat(r) for r, d in rows
+    ]
+    assert days
+    expected = round(sum(x.total_seconds() for x in days) / len(days) / 86_400, 3)
+    assert result.calibration["reviewed_mean_days_by_report_date"] == pytest.approx(expected, abs=0.0015)
