@@ -505,7 +505,9 @@ class _Run:
                     session.commit()
                     self.commit_due = at.replace(hour=0, minute=0, second=0, microsecond=0) + _COMMIT_EVERY
                 if kind in _BATCHED:
-                    batch = self.batches.setdefault(kind, _Batch())
+                    batch = self.batches.get(kind)
+                    if batch is None:  # not `setdefault`, which would build a _Batch for every event
+                        batch = self.batches[kind] = _Batch()
                     batch.events.append((payload, at))
                     batch.mbis.add(self._mbi(kind, payload))
                     if len(batch.events) >= _MAX_BATCH:
