@@ -838,10 +838,12 @@ class _Run:
                 )
                 owners.append(ep)
         with session.begin_nested():  # a Ctrl-C inside takes only this batch back
-            results = claims.submit_claims(session, self.rt, items, fee_schedule=self.fees)
-        for ep, claim in zip(owners, results, strict=True):
-            if not isinstance(claim, ApiError):  # a refused claim (4xx) is not billed, so not tracked
-                ep.claims.append(claim.id)
+            # The engine keeps only the claims' ids: store_claims runs submit_claims's checks and writes without
+            # building ORM objects for them.
+            results = claims.store_claims(session, self.rt, items, fee_schedule=self.fees)
+        for ep, claim_id in zip(owners, results, strict=True):
+            if not isinstance(claim_id, ApiError):  # a refused claim (4xx) is not billed, so not tracked
+                ep.claims.append(claim_id)
 
     def _claim_bodies(self, ep: Episode, dos: dt.date) -> list[tuple[Principal, dict[str, Any]]]:
         """The procedure's claim, and the anesthesia group's when the service had anesthesia."""
