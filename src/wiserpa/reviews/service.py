@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, lazyload
 
 from wiserpa.audit import service as audit
@@ -58,7 +58,9 @@ def _worklist_statements(
     the limit and the offset are bound parameters."""
     conditions = [
         requests.scope_filter(principal),
-        PaRequest.status.in_([s.value for s in OPEN]),
+        # Plain parameters, not the expanding IN that a list of values makes: SQLAlchemy rewrites that one's SQL
+        # on every execution (a light worklist read of 20 ids: 634k -> 548k instructions, callgrind).
+        PaRequest.status.in_([literal(s.value) for s in sorted(OPEN)]),
         # Past due under a deemed-approval profile means already affirmed: not work any more. The due time
         # comes first: it is in the (state, status, due_at) index, so SQLite reads the row itself only for the
         # requests already past due (the count otherwise reads every open request's row).
