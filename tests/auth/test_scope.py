@@ -39,3 +39,18 @@ def test_load_in_scope_by_statement_and_from_the_session(
                 requests.load_visible(s, rt, principal, rid_, action="t", with_children=False)
         assert s.scalar(refused) == before + 2
         assert s.get(PaRequest, rid) is not None
+
+
+def test_loader_options_built_once_find_the_same_statement_as_options_built_per_call() -> None:
+    from sqlalchemy import inspect
+    from sqlalchemy.orm import lazyload
+
+    from wiserpa.auth.scope import LoaderOptions, _by_id
+
+    mapper = inspect(PaRequest)
+    once = LoaderOptions(lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+    assert list(once) == list(once) and len(once) == 2 and once.keys is not None
+    for lock in (False, True):
+        per_call = (lazyload(PaRequest.lines), lazyload(PaRequest.decisions))
+        assert _by_id(mapper, once, lock) is _by_id(mapper, per_call, lock)
+    assert _by_id(mapper, once, False) is not _by_id(mapper, LoaderOptions(lazyload(PaRequest.lines)), False)
