@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wiserpa.audit import service as audit
@@ -101,7 +101,7 @@ def _outcome(digest: Callable[..., str], fields: tuple[Any, ...]) -> str:
         return type(exc).__name__
 
 
-@settings(max_examples=500)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.tuples(
         st.integers(min_value=0) | st.booleans(),
