@@ -164,30 +164,6 @@ def _write_settled(session: Session) -> None:
         session.connection().execute(_SETTLE_MANY, {"ids": [r.id for r in settling]})
 
 
-def _new_miss(
-    rt: Runtime,
-    request: PaRequest,
-    *,
-    resolution: str,
-    resolved_at: dt.datetime | None,
-    late: int,
-    detected_at: dt.datetime,
-    via: str,
-) -> DeadlineMiss:
-    """A miss row for the request (not added to any session)."""
-    return DeadlineMiss(
-        **_miss_values(
-            rt,
-            request,
-            resolution=resolution,
-            resolved_at=resolved_at,
-            late=late,
-            detected_at=detected_at,
-            via=via,
-        )
-    )
-
-
 def _miss_values(
     rt: Runtime,
     request: PaRequest,
@@ -263,8 +239,16 @@ def record_miss(
             return miss
         miss = session.get(DeadlineMiss, request.id)  # none, or resolved already
     if miss is None:
-        miss = _new_miss(
-            rt, request, resolution=resolution, resolved_at=resolved_at, late=late, detected_at=now, via=via
+        miss = DeadlineMiss(
+            **_miss_values(
+                rt,
+                request,
+                resolution=resolution,
+                resolved_at=resolved_at,
+                late=late,
+                detected_at=now,
+                via=via,
+            )
         )
         session.add(miss)
         session.info.setdefault(_PENDING, {})[request.id] = miss
@@ -644,25 +628,29 @@ def unrecorded_misses(
     found = []
     for request in session.scalars(_UNRECORDED.where(*conditions)):
         if is_deemed(request, now):
-            miss = _new_miss(
-                rt,
-                request,
-                resolution=Resolution.DEEMED,
-                resolved_at=request.due_at,
-                late=0,
-                detected_at=request.due_at,
-                via="time",
+            miss = DeadlineMiss(
+                **_miss_values(
+                    rt,
+                    request,
+                    resolution=Resolution.DEEMED,
+                    resolved_at=request.due_at,
+                    late=0,
+                    detected_at=request.due_at,
+                    via="time",
+                )
             )
         else:
             late = max(0, int((now - request.due_at).total_seconds()))
-            miss = _new_miss(
-                rt,
-                request,
-                resolution=Resolution.STILL_OPEN,
-                resolved_at=None,
-                late=late,
-                detected_at=request.due_at,
-                via="time",
+            miss = DeadlineMiss(
+                **_miss_values(
+                    rt,
+                    request,
+                    resolution=Resolution.STILL_OPEN,
+                    resolved_at=None,
+                    late=late,
+                    detected_at=request.due_at,
+                    via="time",
+                )
             )
         if (resolution and miss.resolution != resolution) or (month and miss.month != month):
             continue
