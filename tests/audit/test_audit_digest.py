@@ -121,6 +121,9 @@ def test_details_are_what_a_json_round_trip_gives(details: Any) -> None:
         return
     try:
         expected = _old_details(details)
+        # Text with surrogate code points is not Unicode and never reaches the log: the JSON columns' encoder
+        # (orjson) refuses it. A JSON round trip would join two such code points into one character.
+        json.dumps(details, ensure_ascii=False).encode()
     except (TypeError, ValueError):
         return
     assert json.dumps(audit._json_details(details), sort_keys=True) == json.dumps(expected, sort_keys=True)
