@@ -32,7 +32,15 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import PaRequest
 from wiserpa.requests.status import OPEN, Status, is_deemed
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import adopt_loaded, assemble, insert_rows, note_updated, table_of, update_stored
+from wiserpa.store.base import (
+    adopt_loaded,
+    assemble,
+    insert_rows,
+    note_updated,
+    read_connection,
+    table_of,
+    update_stored,
+)
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +366,8 @@ def sweep(
                 session.commit()
                 break
             ids = [r.id for r in rows]
-            had = set(session.scalars(_MISSES_AMONG, {"ids": ids}))
+            # Ids only: a Core read on the session's connection, without the ORM's statement and result handling.
+            had = set(read_connection(session).scalars(_MISSES_AMONG, {"ids": ids}))
             session.info[_ABSENT] = set(ids) - had
             session.info[_SETTLING] = []
             session.info[_RECORDING] = {}

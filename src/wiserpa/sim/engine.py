@@ -36,7 +36,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, bindparam, event, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
@@ -78,6 +78,7 @@ from wiserpa.sim.workload import (
     generate,
     load_assumptions,
 )
+from wiserpa.store.base import read_connection, table_of
 from wiserpa.store.db import make_engine
 from wiserpa.store.migrate import upgrade
 from wiserpa.support import service as support
@@ -119,6 +120,11 @@ _OUTCOME_OF_STATUS = {
     Status.GOLD_CARD_AFFIRMED.value: "gold_card",
     _DEEMED: "deemed",
 }
+# The requests a sweep deemed, among those that fell due (on_sweep): a Core read built once, on the session's
+# connection (built per sweep and run through the ORM, it was about a sixth of on_sweep's time).
+_DEEMED_AMONG = select(table_of(PaRequest).c.id, table_of(PaRequest).c.decided_at).where(
+    table_of(PaRequest).c.id.in_(bindparam("ids", expanding=True)), table_of(PaRequest).c.status == _DEEMED
+)
 
 # How often the run commits (the deadline sweep also commits before it runs). Committing once a simulated day
 # instead of once an hour: 50.4-56.0 s instead of 65.9-72.9 s for 20,000 asa-reform requests, two runs each.
@@ -801,12 +807,9 @@ class _Run:
         # Only what fell due since the last sweep can have been deemed by this one (nothing else here deems a
         # request outside a clinician's decision, which on_decide handles).
         ids = sorted(rid for rid in fell_due if rid in self.open)
+        connection = read_connection(session)
         for i in range(0, len(ids), 500):
-            rows = session.execute(
-                select(PaRequest.id, PaRequest.decided_at).where(
-                    PaRequest.id.in_(ids[i : i + 500]), PaRequest.status == _DEEMED
-                )
-            ).all()
+            rows = connection.execute(_DEEMED_AMONG, {"ids": ids[i : i + 500]}).all()
             for rid, decided in rows:
                 self.open.discard(rid)
                 self._authorized(self.by_request[rid], decided, _DEEMED, "deemed")
