@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, lazyload
 
 from wiserpa.audit import service as audit
@@ -20,7 +32,7 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.requests.status import OPEN, Status, check_transition
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import adopt_loaded, in_session, read_connection, table_of
+from wiserpa.store.base import adopt_loaded, driver_execute, in_session, read_connection, table_of
 
 REVIEW_ROLES = (Role.REVIEWER,)
 
@@ -85,6 +97,54 @@ def _worklist_statements(
     return count, paged(select(PaRequest)), paged(select(table_of(PaRequest).c.id))
 
 
+_PARAMS = ("now", "category", "limit", "offset")  # the worklist statements' parameters given per call
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverRead:
+    """A worklist statement as SQLite's driver takes it: its SQL, and per parameter position either a value of
+    its own (the state, the statuses) or the name of a per-call parameter, with the type's processor if any."""
+
+    sql: str
+    positions: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
+
+    def parameters(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if name is None else process(params[name]) if process else params[name]
+            for name, value, process in self.positions
+        )
+
+
+# Bounded like _worklist_statements, whose statements are the keys (with the dialect they are compiled for).
+@lru_cache(maxsize=1024)
+def _driver_read(dialect: Dialect, statement: Select[Any]) -> _DriverRead:
+    compiled = statement.compile(dialect=dialect)
+    assert compiled.positional and compiled.positiontup is not None  # SQLite's qmark style
+    positions: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
+    for name in compiled.positiontup:
+        bind = compiled.binds[name]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if name in _PARAMS:
+            positions.append((name, None, process))
+        else:
+            positions.append((None, process(bind.value) if process else bind.value, None))
+    return _DriverRead(compiled.string, tuple(positions))
+
+
+def _read(connection: Connection, statement: Select[Any], params: dict[str, Any]) -> Any:
+    """Run the worklist's count or id page; on SQLite straight on the driver (store.base.driver_execute), whose
+    rows are the tuples the Core result gives here (an id and a count need no result processing).
+
+    The simulator's reviewers read the light worklist every business hour: SQLAlchemy's execution around these
+    small reads (cache key, parameter processing, result set-up) cost more than SQLite's own work (a simulated
+    year of 1,000 requests: asa-reform 7.55 -> 7.46 G instructions, wiser-2026 7.17 -> 7.09 G).
+    """
+    if connection.dialect.name != "sqlite":
+        return connection.execute(statement, params)
+    plan = _driver_read(connection.dialect, statement)
+    return driver_execute(connection, plan.sql, plan.parameters(params))
+
+
 @overload
 def worklist(
     session: Session,
@@ -140,14 +200,14 @@ def worklist(
     # execution would): building an ORM object per item, even with only its id loaded, was most of the light
     # read (40 items, count=False, read + audit + commit: 0.92 ms of CPU as ORM objects, 0.49 ms as ids; SQLite).
     connection = read_connection(session)
-    total = (connection.scalar(count_all, params) or 0) if count else None
+    total = (_read(connection, count_all, params).fetchone()[0] or 0) if count else None
     result: WorklistPage[PaRequest] | WorklistPage[WorklistEntry]
     if details:
         rows = session.scalars(page, params).all()
         ids = [r.id for r in rows]
         result = WorklistPage(rows, total, limit, offset)
     else:
-        ids = list(connection.scalars(id_page, params))
+        ids = [i for (i,) in _read(connection, id_page, params)]
         result = WorklistPage([WorklistEntry(i) for i in ids], total, limit, offset)
     audit.record(
         session,
