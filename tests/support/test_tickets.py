@@ -211,3 +211,71 @@ def test_a_message_on_a_ticket_whose_thread_is_loaded_joins_it_and_leaves_with_a
         assert [m.kind for m in again.messages] == [
             "response"
         ] and again.current_cycle.responded_at is not None
+
+
+def test_a_ticket_read_with_core_is_the_one_the_orm_loads_and_refusals_are_still_audited(
+    rt: Runtime, make_actor, clock
+) -> None:
+    """`_load` reads a ticket the session does not hold with Core and adopts it: the same columns and cycles (in
+    order) as the ORM's joined load, persistent and unchanged; a session already holding the ticket or one of its
+    cycles, a missing ticket and one out of scope go through `load_in_scope` as before."""
+    from sqlalchemy import inspect, select
+    from sqlalchemy.orm import selectinload
+
+    from wiserpa.audit.models import AuditEntry
+    from wiserpa.errors import NotFound
+    from wiserpa.support import service
+    from wiserpa.support.models import SupportCycle, SupportTicket
+
+    provider = make_actor("provider", state="OH").principal
+    staff = make_actor("reviewer", state="OH").principal
+    other_staff = make_actor("reviewer", state="TX").principal
+    with rt.sessions() as s:
+        t = service.open_ticket(
+            s, rt, principal=provider, category="upload_failure", subject="S", description="D"
+        )
+        service.add_message(s, rt, principal=staff, ticket_id=t.id, body="On it.")
+        service.resolve(s, rt, principal=provider, ticket_id=t.id)
+        service.reopen(s, rt, principal=provider, ticket_id=t.id, reason="Again.")
+        s.commit()
+        tid = t.id
+
+    def columns(obj: object) -> dict[str, object]:
+        return {a.key: getattr(obj, a.key) for a in inspect(type(obj)).column_attrs}
+
+    with rt.sessions() as s:
+        orm = s.scalars(select(SupportTicket).where(SupportTicket.id == tid).options(selectinload("*"))).one()
+        expected = (columns(orm), [columns(c) for c in orm.cycles])
+    for for_update in (False, True):
+        with rt.sessions() as s:
+            core = service._load(s, rt, staff, tid, for_update)
+            state = inspect(core)
+            assert state.persistent and not state.modified and "messages" not in core.__dict__
+            assert (columns(core), [columns(c) for c in core.cycles]) == expected
+            assert [c.seq for c in core.cycles] == [1, 2] and core.current_cycle.seq == 2
+            assert all(inspect(c).persistent and c.ticket is core for c in core.cycles)
+            assert service._load(s, rt, staff, tid, for_update) is core  # held: handed back
+            assert [m.kind for m in service.get_ticket(s, rt, principal=staff, ticket_id=tid).messages] == [
+                "response", "resolution", "reopen"
+            ]  # fmt: skip
+    with rt.sessions() as s:  # a cycle held without its ticket: the ORM load hands that cycle back
+        held = s.get(SupportCycle, expected[1][0]["id"])
+        ticket = service._load(s, rt, staff, tid, True)
+        assert ticket.cycles[0] is held and columns(ticket) == expected[0]
+    for principal, missing in ((other_staff, tid), (staff, tid + 1000)):
+        with rt.sessions() as s:
+            try:
+                service.add_message(s, rt, principal=principal, ticket_id=missing, body="x")
+                raise AssertionError("not refused")
+            except NotFound:
+                pass
+        with rt.sessions() as s:
+            refusal = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).one()
+            assert (refusal.action, refusal.object_id, refusal.outcome) == (
+                "ticket.read",
+                str(missing),
+                "not_found",
+            )
+            assert refusal.actor == principal.actor.name
+    with rt.sessions() as s:
+        assert len(s.scalars(select(SupportTicket).where(SupportTicket.id == tid)).one().messages) == 3

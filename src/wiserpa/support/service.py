@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, literal, select, type_coerce
+from sqlalchemy import and_, bindparam, case, func, literal, select, type_coerce
 from sqlalchemy.orm import Session, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from wiserpa.audit import service as audit
 from wiserpa.auth.models import Organization, Role
-from wiserpa.auth.scope import LoaderOptions, load_in_scope, scope_condition
+from wiserpa.auth.scope import LoaderOptions, in_scope, load_in_scope, scope_condition
 from wiserpa.auth.service import Principal
 from wiserpa.errors import Conflict, FieldError, Forbidden, Invalid, invalid
 from wiserpa.experience.taxonomy import TicketCategory
@@ -37,7 +37,17 @@ from wiserpa.policy.clock import BusinessCalendar, Duration, due_time
 from wiserpa.policy.profiles import PolicyProfile, calendar_for
 from wiserpa.requests.models import PaRequest
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import UTCDateTime, assemble, insert_adopted, table_of, update_stored
+from wiserpa.store.base import (
+    UTCDateTime,
+    adopt_loaded,
+    assemble,
+    in_session,
+    insert_adopted,
+    insert_rows,
+    read_connection,
+    table_of,
+    update_stored,
+)
 from wiserpa.support.models import SupportCycle, SupportMessage, SupportTicket
 
 __all__ = [
@@ -142,10 +152,36 @@ _THREAD = (
 )
 
 
+# The same read with Core: the ticket's columns, then its cycle's, a row per cycle. FOR UPDATE is rendered only
+# on PostgreSQL (SQLite's writer lock is already held), where it locks the cycle rows too, as the ORM's does.
+_TICKETS, _CYCLES = table_of(SupportTicket), table_of(SupportCycle)
+_TICKET_WIDTH = len(_TICKETS.columns)
+_ROWS = (
+    select(_TICKETS, _CYCLES)
+    .join(_CYCLES, _CYCLES.c.ticket_id == _TICKETS.c.id)
+    .where(_TICKETS.c.id == bindparam("id"))
+    .order_by(_CYCLES.c.seq)
+)
+_ROWS_LOCKED = _ROWS.with_for_update()
+
+
 def _load(
     session: Session, rt: Runtime, principal: Principal, ticket_id: int, for_update: bool
 ) -> SupportTicket:
     """The ticket with its cycles, in the caller's scope, or NotFound."""
+    if not in_session(session, SupportTicket, ticket_id):
+        # Read with Core and adopted (store.base.adopt_loaded): the ORM's statement and joined loading cost more
+        # than the read. Objects the session already holds are handed back as the ORM would (they may carry
+        # changes), so then, and for a ticket not found or out of scope (refused and audited), load_in_scope
+        # runs instead.
+        statement = _ROWS_LOCKED if for_update else _ROWS
+        rows = read_connection(session).execute(statement, {"id": ticket_id}).all()
+        if rows and not any(in_session(session, SupportCycle, row[_TICKET_WIDTH]) for row in rows):
+            ticket = adopt_loaded(session, SupportTicket, rows[0][:_TICKET_WIDTH])
+            cycles = [adopt_loaded(session, SupportCycle, row[_TICKET_WIDTH:]) for row in rows]
+            set_committed_value(ticket, "cycles", cycles)
+            if in_scope(principal, ticket):
+                return ticket
     return load_in_scope(
         session,
         rt,
@@ -181,7 +217,7 @@ def _ticket_to_change(session: Session, rt: Runtime, principal: Principal, ticke
 
 # Changes are written with Core statements (store.base.update_stored, a message by one insert) and then held by
 # the objects as committed: the flush of a ticket, its cycle and a message cost more than its statements.
-_INSERT_MESSAGE = insert(table_of(SupportMessage))
+_MESSAGES = table_of(SupportMessage)
 
 
 def _add_message(
@@ -198,7 +234,8 @@ def _add_message(
     }
     if "messages" not in ticket.__dict__:
         # Not loaded: nothing in memory to keep in step; whoever shows the thread loads this row with the rest.
-        session.connection().execute(_INSERT_MESSAGE, row)
+        # A driver-level insert (store.base.insert_rows): SQLAlchemy's statement handling cost more than it.
+        insert_rows(session.connection(), _MESSAGES, [row])
         return
     message = assemble(SupportMessage, row)
     insert_adopted(session, message)
