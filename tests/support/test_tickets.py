@@ -279,3 +279,36 @@ def test_a_ticket_read_with_core_is_the_one_the_orm_loads_and_refusals_are_still
             assert refusal.actor == principal.actor.name
     with rt.sessions() as s:
         assert len(s.scalars(select(SupportTicket).where(SupportTicket.id == tid)).one().messages) == 3
+
+
+def test_an_opened_ticket_and_its_cycle_are_stored_as_the_objects_hold_them(rt: Runtime, make_actor) -> None:
+    """On SQLite `open_ticket` reserves the ids first and inserts at the driver, on PostgreSQL the inserts report
+    them: either way the stored rows are the objects' (ids included) and the objects are persistent, unchanged."""
+    from sqlalchemy import inspect, select
+
+    from wiserpa.store.base import table_of
+    from wiserpa.support import service
+    from wiserpa.support.models import SupportCycle, SupportTicket
+
+    provider = make_actor("provider", state="OH").principal
+    with rt.sessions() as s:
+        opened = [
+            service.open_ticket(
+                s, rt, principal=provider, category="upload_failure", subject=f"S{n}", description="D"
+            )
+            for n in range(2)
+        ]
+        for t in opened:
+            assert inspect(t).persistent and not inspect(t).modified
+            assert inspect(t.current_cycle).persistent and t.current_cycle.ticket_id == t.id
+        s.commit()
+        held = [
+            ({a.key: getattr(t, a.key) for a in inspect(SupportTicket).column_attrs},
+             {a.key: getattr(t.current_cycle, a.key) for a in inspect(SupportCycle).column_attrs})
+            for t in opened
+        ]  # fmt: skip
+    assert opened[1].id == opened[0].id + 1
+    with rt.sessions() as s:
+        tickets = s.execute(select(table_of(SupportTicket)).order_by("id")).mappings().all()
+        cycles = s.execute(select(table_of(SupportCycle)).order_by("id")).mappings().all()
+    assert [(dict(t), dict(c)) for t, c in zip(tickets, cycles, strict=True)] == held
