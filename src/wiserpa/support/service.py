@@ -143,6 +143,7 @@ def _open_breach_sql(now: dt.datetime) -> ColumnElement[bool]:
 
 # A ticket is read with its cycles joined (one per opening or reopening, and never none, so an inner join) and
 # its thread by a plain SELECT: 0.54 ms against 1.14 ms for the relationships' own selectin loads (SQLite, CPU).
+# The ORM's form runs when the session holds the ticket or a cycle, or to refuse one; otherwise `_ROWS` does.
 _WITH_CYCLES = LoaderOptions(
     joinedload(SupportTicket.cycles, innerjoin=True), lazyload(SupportTicket.messages)
 )
@@ -172,7 +173,7 @@ def _load(
     """The ticket with its cycles, in the caller's scope, or NotFound."""
     if not in_session(session, SupportTicket, ticket_id):
         # Read with Core and adopted (store.base.adopt_loaded): the ORM's statement and joined loading cost more
-        # than the read. Objects the session already holds are handed back as the ORM would (they may carry
+        # than the read (the simulator's ticket handlers, 1,000 requests: 168.2 -> 157.4 M instructions). Objects the session already holds are handed back as the ORM would (they may carry
         # changes), so then, and for a ticket not found or out of scope (refused and audited), load_in_scope
         # runs instead.
         statement = _ROWS_LOCKED if for_update else _ROWS
@@ -224,7 +225,7 @@ _MESSAGES = table_of(SupportMessage)
 def _add_message(
     session: Session, ticket: SupportTicket, principal: Principal, kind: str, body: str, at: dt.datetime
 ) -> None:
-    """Append to the thread: one Core insert, plus the new message in the collection when it is loaded."""
+    """Append to the thread: one insert, plus the new message in the collection when it is loaded."""
     row = {
         "ticket_id": ticket.id,
         "kind": kind,
@@ -235,7 +236,8 @@ def _add_message(
     }
     if "messages" not in ticket.__dict__:
         # Not loaded: nothing in memory to keep in step; whoever shows the thread loads this row with the rest.
-        # A driver-level insert (store.base.insert_rows): SQLAlchemy's statement handling cost more than it.
+        # A driver-level insert (store.base.insert_rows): SQLAlchemy's statement handling cost more than it
+        # (the simulator's ticket handlers, 1,000 requests: 157.4 -> 145.2 M instructions).
         insert_rows(session.connection(), _MESSAGES, [row])
         return
     message = assemble(SupportMessage, row)
