@@ -173,9 +173,9 @@ def _load(
     """The ticket with its cycles, in the caller's scope, or NotFound."""
     if not in_session(session, SupportTicket, ticket_id):
         # Read with Core and adopted (store.base.adopt_loaded): the ORM's statement and joined loading cost more
-        # than the read (the simulator's ticket handlers, 1,000 requests: 168.2 -> 157.4 M instructions). Objects the session already holds are handed back as the ORM would (they may carry
-        # changes), so then, and for a ticket not found or out of scope (refused and audited), load_in_scope
-        # runs instead.
+        # than the read (the simulator's ticket handlers, 1,000 requests: 168.2 -> 157.4 M instructions).
+        # Objects the session already holds are handed back as the ORM would (they may carry changes), so then,
+        # and for a ticket not found or out of scope (refused and audited), load_in_scope runs instead.
         statement = _ROWS_LOCKED if for_update else _ROWS
         rows = read_connection(session).execute(statement, {"id": ticket_id}).all()
         if rows and not any(in_session(session, SupportCycle, row[_TICKET_WIDTH]) for row in rows):
@@ -349,7 +349,7 @@ def open_ticket(
 def _new_cycle(
     rt: Runtime, ticket: SupportTicket, *, seq: int, start: dt.datetime, id_: int | None = None
 ) -> SupportCycle:
-    """A new response cycle of the ticket (not stored yet), its clock started at ``start``; ``id_`` if reserved."""
+    """A new response cycle of the ticket (not stored yet), started at ``start``; its id if reserved."""
     window = Duration(ticket.sla_amount, ticket.sla_unit)  # type: ignore[arg-type]
     return assemble(
         SupportCycle,
