@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from tests.factories import body
@@ -334,3 +334,63 @@ def test_worklist_without_count_returns_the_same_items(
         light = reviews.worklist(s, rt, principal=reviewer.principal, limit=1, details=False, count=False)
         assert counted.total == 2 and light.total is None
         assert [r.id for r in light.items] == [r.id for r in counted.items]
+
+
+def test_the_driver_level_read_update_and_insert_match_core(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    # The decision reads its row, writes its changes and inserts its decision through store.base.driver_execute
+    # (straight to sqlite3 when nothing listens, as here): the values read and the text stored must be what the
+    # Core statements they replace read and store.
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    driver_id, _ = _pended(client, provider)
+    core_id, _ = _pended(client, provider)
+    now = rt.clock.now()
+    changes = {
+        "status": "affirmed",
+        "decision_kind": "clinician",
+        "decided_at": now,
+        "updated_at": now,
+        "valid_until": (now + dt.timedelta(days=120)).date(),
+    }
+    with rt.sessions() as s:
+        connection = s.connection()
+        core_row = connection.execute(reviews._LOCK_ROW, {"id": driver_id}).one()
+        driver_row = reviews._read_row(connection, driver_id)
+        assert driver_row is not None
+        assert [repr(v) for v in driver_row] == [repr(v) for v in core_row]
+        assert reviews._read_row(connection, 10**9) is None
+        request = reviews._lock_request(s, driver_id)
+        assert request is not None and request.criteria_results == core_row.criteria_results
+        row = reviews._decision_row(
+            reviewer.principal, request, kind="clinician_affirm", status="affirmed", effective=True, now=now,
+            reasons=[], note="checked",
+        )  # fmt: skip
+        requests.store_changes(s, request, changes)
+        requests.add_decision(s, request, row)
+        assert request.version == 2 and not s.dirty
+        connection.execute(requests._UPDATE_REQUEST, {"_id": core_id, "_version": 1, **changes, "version": 2})
+        connection.execute(insert(Decision), {**row, "request_id": core_id})
+        s.commit()
+    columns = ", ".join([*changes, "version"])
+    decision_columns = ", ".join(c.name for c in Decision.__table__.c if c.name not in ("id", "request_id"))
+    with rt.engine.connect() as c:
+        stored = {
+            rid: c.exec_driver_sql(f"SELECT {columns} FROM pa_requests WHERE id = {rid}").one()
+            for rid in (driver_id, core_id)
+        }
+        assert stored[driver_id] == stored[core_id]
+        decisions = {
+            rid: c.exec_driver_sql(
+                f"SELECT {decision_columns} FROM decisions WHERE request_id = {rid} AND kind = 'clinician_affirm'"
+            ).one()
+            for rid in (driver_id, core_id)
+        }
+        assert decisions[driver_id] == decisions[core_id]
+    with rt.sessions() as s:
+        # A versioned write against a version the row no longer has is refused, as the ORM's flush would refuse it.
+        stale = s.get(PaRequest, driver_id)
+        assert stale is not None
+        s.connection().execute(requests._UPDATE_REQUEST, {"_id": driver_id, "_version": 2, "version": 3})
+        with pytest.raises(StaleDataError):
+            requests.store_changes(s, stale, {"status": "non_affirmed"})
