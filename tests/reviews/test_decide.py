@@ -394,3 +394,42 @@ def test_the_driver_level_read_update_and_insert_match_core(
         s.connection().execute(requests._UPDATE_REQUEST, {"_id": driver_id, "_version": 2, "version": 3})
         with pytest.raises(StaleDataError):
             requests.store_changes(s, stale, {"status": "non_affirmed"})
+
+
+def test_a_decision_on_a_held_request_locks_its_row_and_rolls_back_whole(
+    client: TestClient, make_actor: Callable[..., Any], rt: Runtime
+) -> None:
+    # A request the session holds with every column and its decisions loaded (the p2p outcome reads it so, the
+    # simulator's sweep leaves deemed ones so): decide locks the row without reading it again, inserts its
+    # decision at once, and a rolled-back savepoint leaves the object as the row is.
+    provider, reviewer = make_actor("provider"), make_actor("reviewer")
+    rid, _ = _pended(client, provider)
+    with rt.sessions() as s:
+        loaded = s.get(PaRequest, rid)
+        assert loaded is not None and [d.kind for d in loaded.decisions] == ["pend"]
+        collection = loaded.decisions
+        with pytest.raises(RuntimeError), s.begin_nested():
+            with _statements(rt) as seen:
+                result = reviews.decide(s, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+            assert loaded.decisions is collection  # the new row joins the loaded list itself
+            assert result.request is loaded and [d.kind for d in loaded.decisions] == [
+                "pend",
+                "clinician_affirm",
+            ]
+            assert not s.dirty and not s.new
+            raise RuntimeError("interrupted after the decision")
+        reads = [q for q in seen if q.startswith("SELECT") and "FROM pa_requests" in q]
+        assert len(reads) == 1 and reads[0].endswith("FOR UPDATE") == (rt.engine.dialect.name == "postgresql")
+        assert (loaded.status, loaded.version) == ("pended", 1)
+        assert [d.kind for d in loaded.decisions] == ["pend"]
+        # Deemed first, then recorded late: both decisions reach the loaded collection, in order.
+        rt.clock.set(rt.clock.now() + dt.timedelta(days=30))  # type: ignore[attr-defined]
+        late = reviews.decide(s, rt, principal=reviewer.principal, request_id=rid, outcome="affirm")
+        assert late.request is loaded and not late.applied
+        assert [d.kind for d in loaded.decisions] == ["pend", "deemed", "late_affirm"]
+        s.commit()
+    with rt.sessions() as s:
+        kinds = s.scalars(select(Decision.kind).where(Decision.request_id == rid).order_by(Decision.id)).all()
+        assert kinds == ["pend", "deemed", "late_affirm"]
+        stored = s.get(PaRequest, rid)
+        assert stored is not None and (stored.status, stored.version) == ("deemed_affirmed", 2)
