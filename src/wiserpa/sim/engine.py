@@ -711,11 +711,14 @@ class _Run:
         if self.pool.free_at >= hour_end or not (self.open - self.in_review):
             return  # nothing new to pick up: skip the worklist read (it is audited and not free)
         per_hour = max(1, math.ceil(self.pool.speed * 60 / self.pool.median_minutes))
-        with session.begin_nested():  # a Ctrl-C inside takes only this call back
-            page = reviews.worklist(
-                session, self.rt, principal=self.reviewer, limit=len(self.in_review) + 3 * per_hour + 5,
-                details=False, count=False,
-            )  # fmt: skip
+        # No savepoint around this read, unlike the calls that write: its one effect is its audit entry, which is
+        # appended whole or not at all, so a Ctrl-C inside leaves nothing half done for the run's final commit.
+        # The savepoint's begin and release were a fifth of on_tick (1,000 requests: asa-reform 7.46 -> 7.42 G
+        # instructions, wiser-2026 7.09 -> 7.03 G).
+        page = reviews.worklist(
+            session, self.rt, principal=self.reviewer, limit=len(self.in_review) + 3 * per_hour + 5,
+            details=False, count=False,
+        )  # fmt: skip
         items = [r.id for r in page.items if r.id not in self.in_review]
         for rid in items:
             if self.pool.free_at >= hour_end:
