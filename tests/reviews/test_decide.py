@@ -22,6 +22,7 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.reviews import service as reviews
 from wiserpa.runtime import Runtime
+from wiserpa.store.base import run_on_driver
 
 
 def _pended(
@@ -356,10 +357,10 @@ def test_the_driver_level_read_update_and_insert_match_core(
     with rt.sessions() as s:
         connection = s.connection()
         core_row = connection.execute(reviews._LOCK_ROW, {"id": driver_id}).one()
-        driver_row = reviews._read_row(connection, driver_id)
+        driver_row = run_on_driver(connection, reviews._LOCK_ROW, {"id": driver_id}).first()
         assert driver_row is not None
         assert [repr(v) for v in driver_row] == [repr(v) for v in core_row]
-        assert reviews._read_row(connection, 10**9) is None
+        assert run_on_driver(connection, reviews._LOCK_ROW, {"id": 10**9}).first() is None
         request = reviews._lock_request(s, driver_id)
         assert request is not None and request.criteria_results == core_row.criteria_results
         row = reviews._decision_row(

@@ -1,6 +1,6 @@
 """`insert_adopted`: Core inserts whose objects then behave as ordinary persistent ORM objects; `insert_rows`
-stores what a Core insert stores; instants bound for
-SQLite exactly as SQLAlchemy's own chain binds them."""
+stores what a Core insert stores; `run_on_driver` reads and writes what Connection.execute does; instants bound
+for SQLite exactly as SQLAlchemy's own chain binds them."""
 
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    bindparam,
     event,
     func,
     insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +44,7 @@ from wiserpa.store.base import (
     insert_adopted,
     insert_rows,
     read_connection,
+    run_on_driver,
     table_of,
 )
 from wiserpa.store.db import make_engine
@@ -289,3 +292,42 @@ def test_direct_inserts_fail_as_sqlalchemy_errors_and_stay_visible_to_listeners(
     assert any(s.startswith("BEGIN") for s in statements) == (engine.dialect.name == "sqlite")
     with engine.connect() as conn:
         assert conn.execute(select(table.c.id).order_by(table.c.id)).scalars().all() == [1, 3, 4]
+
+
+def test_run_on_driver_reads_and_writes_what_connection_execute_does(engine: Engine) -> None:
+    # run_on_driver compiles a statement once and, on SQLite, sends it straight to sqlite3: the rows it reads
+    # (converted by the columns' types), the values it binds (given per call, or bound in the statement itself)
+    # and its row counts must be Connection.execute's, with or without a listener watching.
+    table = table_of(_Typed)
+    chicago = ZoneInfo("America/Chicago")
+    rows = [
+        {"id": 1, "at": dt.datetime(2026, 3, 8, 1, 30, tzinfo=chicago), "day": dt.date(2026, 1, 5),
+         "doc": {"b": [1, "é"], "a": None}, "flag": True, "share": 0.25, "label": "x", "note": "ü\n"},
+        {"id": 2, "at": None, "day": None, "doc": None, "flag": None, "share": None, "label": "x", "note": None},
+        {"id": 3, "at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "day": dt.date(2026, 12, 31), "doc": [],
+         "flag": False, "share": 1e16, "label": "y", "note": ""},
+    ]  # fmt: skip
+    read = (
+        select(table)
+        .where(table.c.label == "x", table.c.id >= bindparam("low"))  # "x" is bound in the statement itself
+        .order_by(table.c.id)
+    )
+    write = update(table).where(table.c.id == bindparam("_id"))
+    later = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(insert(table), rows)
+        for low in (0, 2, 9):
+            expected = [tuple(r) for r in conn.execute(read, {"low": low})]
+            assert [tuple(r) for r in run_on_driver(conn, read, {"low": low}).rows] == expected
+        assert run_on_driver(conn, read, {"low": 9}).first() is None
+        changed = run_on_driver(conn, write, {"at": later, "doc": {"k": 1}, "_id": 2})
+        assert changed.rowcount == 1 and not changed.rows
+        assert run_on_driver(conn, write, {"label": "z", "_id": 99}).rowcount == 0
+        assert conn.execute(select(table.c.at, table.c.doc).where(table.c.id == 2)).one() == (later, {"k": 1})
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with engine.begin() as conn:
+        # A listener watches: the statement goes through exec_driver_sql, which listeners see, with the same rows.
+        expected = [tuple(r) for r in conn.execute(read, {"low": 0})]
+        assert [tuple(r) for r in run_on_driver(conn, read, {"low": 0}).rows] == expected
+    assert sum(s.startswith("SELECT") for s in statements) == 2

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, Literal, TypeVar, overload
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
-    Connection,
-    Dialect,
     Integer,
     Select,
     and_,
@@ -34,7 +31,7 @@ from wiserpa.requests import service as requests
 from wiserpa.requests.models import Decision, PaRequest
 from wiserpa.requests.status import OPEN, Status, check_transition
 from wiserpa.runtime import Runtime
-from wiserpa.store.base import adopt_loaded, driver_execute, read_connection, table_of
+from wiserpa.store.base import adopt_loaded, read_connection, run_on_driver, table_of
 
 REVIEW_ROLES = (Role.REVIEWER,)
 
@@ -99,54 +96,6 @@ def _worklist_statements(
     return count, paged(select(PaRequest)), paged(select(table_of(PaRequest).c.id))
 
 
-_PARAMS = ("now", "category", "limit", "offset")  # the worklist statements' parameters given per call
-
-
-@dataclass(frozen=True, slots=True)
-class _DriverRead:
-    """A worklist statement as SQLite's driver takes it: its SQL, and per parameter position either a value of
-    its own (the state, the statuses) or the name of a per-call parameter, with the type's processor if any."""
-
-    sql: str
-    positions: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
-
-    def parameters(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            value if name is None else process(params[name]) if process else params[name]
-            for name, value, process in self.positions
-        )
-
-
-# Bounded like _worklist_statements, whose statements are the keys (with the dialect they are compiled for).
-@lru_cache(maxsize=1024)
-def _driver_read(dialect: Dialect, statement: Select[Any]) -> _DriverRead:
-    compiled = statement.compile(dialect=dialect)
-    assert compiled.positional and compiled.positiontup is not None  # SQLite's qmark style
-    positions: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
-    for name in compiled.positiontup:
-        bind = compiled.binds[name]
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if name in _PARAMS:
-            positions.append((name, None, process))
-        else:
-            positions.append((None, process(bind.value) if process else bind.value, None))
-    return _DriverRead(compiled.string, tuple(positions))
-
-
-def _read(connection: Connection, statement: Select[Any], params: dict[str, Any]) -> Any:
-    """Run the worklist's count or id page; on SQLite straight on the driver (store.base.driver_execute), whose
-    rows are the tuples the Core result gives here (an id and a count need no result processing).
-
-    The simulator's reviewers read the light worklist every business hour: SQLAlchemy's execution around these
-    small reads (cache key, parameter processing, result set-up) cost more than SQLite's own work (a simulated
-    year of 1,000 requests: asa-reform 7.55 -> 7.46 G instructions, wiser-2026 7.17 -> 7.09 G).
-    """
-    if connection.dialect.name != "sqlite":
-        return connection.execute(statement, params)
-    plan = _driver_read(connection.dialect, statement)
-    return driver_execute(connection, plan.sql, plan.parameters(params))
-
-
 @overload
 def worklist(
     session: Session,
@@ -201,15 +150,18 @@ def worklist(
     # The count and the light page are Core reads on the session's connection (flushed first, as the ORM's
     # execution would): building an ORM object per item, even with only its id loaded, was most of the light
     # read (40 items, count=False, read + audit + commit: 0.92 ms of CPU as ORM objects, 0.49 ms as ids; SQLite).
+    # On SQLite they go straight to the driver (store.base.run_on_driver): the simulator's reviewers read the
+    # light worklist every business hour, and SQLAlchemy's execution around these small reads cost more than
+    # SQLite's own work (a simulated year of 1,000 requests: asa-reform 7.55 -> 7.46 G instructions).
     connection = read_connection(session)
-    total = (_read(connection, count_all, params).fetchone()[0] or 0) if count else None
+    total = (run_on_driver(connection, count_all, params).rows[0][0] or 0) if count else None
     result: WorklistPage[PaRequest] | WorklistPage[WorklistEntry]
     if details:
         rows = session.scalars(page, params).all()
         ids = [r.id for r in rows]
         result = WorklistPage(rows, total, limit, offset)
     else:
-        ids = [i for (i,) in _read(connection, id_page, params)]
+        ids = [i for (i,) in run_on_driver(connection, id_page, params).rows]
         result = WorklistPage([WorklistEntry(i) for i in ids], total, limit, offset)
     audit.record(
         session,
@@ -361,63 +313,12 @@ _HAS_DECISION = select(
 )
 
 
-@dataclass(frozen=True)
-class _RowRead:
-    """`_LOCK_ROW` as SQLite's driver takes it: its SQL, and (position, type processor) of each column that has
-    one."""
-
-    sql: str
-    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
-
-
-# Per dialect instance: its type processors (the JSON decoder among them) are its own.
-_ROW_READS: WeakKeyDictionary[Dialect, _RowRead] = WeakKeyDictionary()
-
-
-def _row_read(dialect: Dialect) -> _RowRead:
-    found = _ROW_READS.get(dialect)
-    if found is None:
-        processors = (
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in _LOCK_ROW.selected_columns
-        )
-        found = _ROW_READS[dialect] = _RowRead(
-            str(_LOCK_ROW.compile(dialect=dialect)),
-            tuple((i, p) for i, p in enumerate(processors) if p is not None),
-        )
-    return found
-
-
-def _read_row(connection: Connection, request_id: int) -> Sequence[Any] | None:
-    """Every column of the request's row (None if there is none), converted as a Core read converts them."""
-    if connection.dialect.name != "sqlite":
-        return connection.execute(_LOCK_ROW, {"id": request_id}).one_or_none()
-    # On SQLite the statement goes to the driver (store.base.driver_execute) and its values through the columns'
-    # own processors, rather than through Connection.execute and its result: read and adopted, 580k -> 418k
-    # instructions (callgrind).
-    plan = _row_read(connection.dialect)
-    row = driver_execute(connection, plan.sql, (request_id,)).fetchone()
-    if row is None:
-        return None
-    values = list(row)
-    for i, process in plan.processors:
-        values[i] = process(values[i])
-    return values
-
-
 # Whether the row is there, locked (FOR UPDATE on PostgreSQL), for a request the session already holds.
 _LOCK_ID = (
     select(table_of(PaRequest).c.id).where(table_of(PaRequest).c.id == bindparam("id")).with_for_update()
 )
-_SQLITE_LOCK_ID = "SELECT id FROM pa_requests WHERE id = ?"
 _MAPPER = inspect(PaRequest)
 _COLUMN_KEYS = frozenset(_MAPPER.column_attrs.keys())
-
-
-def _row_locked(connection: Connection, request_id: int) -> bool:
-    if connection.dialect.name == "sqlite":
-        return driver_execute(connection, _SQLITE_LOCK_ID, (request_id,)).fetchone() is not None
-    return connection.execute(_LOCK_ID, {"id": request_id}).first() is not None
 
 
 def _lock_request(session: Session, request_id: int) -> PaRequest | None:
@@ -428,14 +329,16 @@ def _lock_request(session: Session, request_id: int) -> PaRequest | None:
     if held is None:
         # A Core read made an ORM object: 61 us against 87 us for the ORM statement on SQLite, 197 against 236
         # on PostgreSQL (CPU, the row of a pended request).
-        row = _read_row(connection, request_id)
+        # On SQLite straight on the driver (store.base.run_on_driver): read and adopted, 580k -> 418k
+        # instructions (callgrind).
+        row = run_on_driver(connection, _LOCK_ROW, {"id": request_id}).first()
         return None if row is None else adopt_loaded(session, PaRequest, row)
     if held.__dict__.keys() >= _COLUMN_KEYS:
         # The session's own object, every column loaded (maybe read before another transaction changed the row:
         # a stale copy fails the version check as it always did). The ORM's statement would hand it back as it
         # is, so only the lock is asked of the database: 686k -> 71k instructions (callgrind, SQLite; the
         # simulator's sweep leaves the requests it deems so, and a late decision on them came this way).
-        return held if _row_locked(connection, request_id) else None
+        return held if run_on_driver(connection, _LOCK_ID, {"id": request_id}).rows else None
     # Some columns expired or deferred: the ORM's statement loads them from the locked row.
     return session.scalars(_LOCK_REQUEST, {"id": request_id}).one_or_none()
 
