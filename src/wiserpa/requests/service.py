@@ -1055,13 +1055,16 @@ def materialize_deemed(session: Session, rt: Runtime, request: PaRequest, *, now
         "updated_at": now,
     }
     if "decisions" in request.__dict__:
-        # Loaded: the sweep loads a batch's decisions and flushes the batch once, writing its requests with one
-        # executemany; one Core UPDATE per request made that slower (3,333 deemed: 2.05 -> 2.37 s of CPU).
+        # Loaded (the caller read them): through the ORM, so the flush writes the request and appends the
+        # decision to the collection in order.
         for key, value in changes.items():
             setattr(request, key, value)
     else:
-        # A decision on a past-due request (3% of the simulator's decisions): through the ORM, the attribute
-        # events, the lazy load of the decisions to append to and the flush made them 7.5% of decide's time.
+        # The sweep's requests (it no longer loads their decisions) and a decision on a past-due request: one
+        # versioned UPDATE and one insert. Loading a sweep batch's decisions for one ORM flush cost more than it
+        # saved, since the flush still sent a versioned UPDATE per request (asa-reform, 1,000 requests: 8.18 ->
+        # 7.67 G instructions; bench/bench_sweep.py, 3,000 due, SQLite 1.69-1.74 -> 1.22-1.60 s, PostgreSQL
+        # 3.0-4.3 s either way).
         store_changes(session, request, changes)
     add_decision(
         session,
