@@ -324,6 +324,10 @@ def test_run_on_driver_reads_and_writes_what_connection_execute_does(engine: Eng
         assert changed.rowcount == 1 and not changed.rows
         assert run_on_driver(conn, write, {"label": "z", "_id": 99}).rowcount == 0
         assert conn.execute(select(table.c.at, table.c.doc).where(table.c.id == 2)).one() == (later, {"k": 1})
+        # RETURNING columns are converted as a SELECT's are.
+        returning = write.returning(table.c.at, table.c.day, table.c.doc)
+        returned = run_on_driver(conn, returning, {"label": "w", "_id": 1}).rows
+        assert [tuple(r) for r in returned] == [(rows[0]["at"], rows[0]["day"], rows[0]["doc"])]
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with engine.begin() as conn:

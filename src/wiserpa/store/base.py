@@ -283,7 +283,11 @@ def _driver_plan(dialect: Dialect, statement: Executable, keys: tuple[str, ...])
                 binds.append((name, None, process))
             else:
                 binds.append((None, process(bind.value) if process else bind.value, None))
-        columns = getattr(statement, "selected_columns", ())
+        # The result's columns (a SELECT's, or RETURNING's) as the compiler lists them for CursorResult: the
+        # statement's own `exported_columns` is memoized and carried into copies, so `update(...).returning(...)`
+        # made after a plan for the bare UPDATE would report none (a private attribute; tests/store/test_base.py
+        # fails if it stops giving the types).
+        columns = compiled._result_columns
         processors = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
         found = by_statement[(statement, keys)] = _DriverPlan(
             compiled.string, tuple(binds), tuple((i, p) for i, p in enumerate(processors) if p is not None)
