@@ -282,8 +282,8 @@ def test_a_ticket_read_with_core_is_the_one_the_orm_loads_and_refusals_are_still
 
 
 def test_an_opened_ticket_and_its_cycle_are_stored_as_the_objects_hold_them(rt: Runtime, make_actor) -> None:
-    """On SQLite `open_ticket` reserves the ids first and inserts at the driver, on PostgreSQL the inserts report
-    them: either way the stored rows are the objects' (ids included) and the objects are persistent, unchanged."""
+    """`open_ticket` inserts a ticket and its first cycle with Core and adopts them: the stored rows are the
+    objects' (ids included) and the objects are persistent, unchanged."""
     from sqlalchemy import inspect, select
 
     from wiserpa.store.base import table_of

@@ -40,7 +40,6 @@ from wiserpa.runtime import Runtime
 from wiserpa.store.base import (
     UTCDateTime,
     adopt_loaded,
-    allocate_ids,
     assemble,
     in_session,
     insert_adopted,
@@ -319,18 +318,10 @@ def open_ticket(
         "reopen_count": 0,
         "updated_at": now,
     }
-    cycle_id: int | None = None
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        # Ids reserved first (SQLite's last rowid, under its write lock) let both rows go in by driver-level
-        # inserts, which cost less than the Core inserts that report an id (ticket handlers in the simulator:
-        # 145.2 -> 136.7 M instructions). On PostgreSQL a reservation is a round trip that RETURNING saves.
-        (values["id"],) = allocate_ids(connection, _TICKETS, 1)
-        (cycle_id,) = allocate_ids(connection, _CYCLES, 1)
     # Inserted with Core and adopted (store.base.insert_adopted): the new ticket has no changes to track. Its
     # thread is empty, so it is set rather than read back when the ticket is shown.
     ticket = assemble(SupportTicket, values, messages=[])
-    cycle = _new_cycle(rt, ticket, seq=1, start=now, id_=cycle_id)
+    cycle = _new_cycle(rt, ticket, seq=1, start=now)
     set_committed_value(ticket, "cycles", [cycle])
     insert_adopted(session, ticket, "cycles")
     audit.record(
@@ -346,15 +337,12 @@ def open_ticket(
     return ticket
 
 
-def _new_cycle(
-    rt: Runtime, ticket: SupportTicket, *, seq: int, start: dt.datetime, id_: int | None = None
-) -> SupportCycle:
-    """A new response cycle of the ticket (not stored yet), started at ``start``; its id if reserved."""
+def _new_cycle(rt: Runtime, ticket: SupportTicket, *, seq: int, start: dt.datetime) -> SupportCycle:
+    """A new response cycle of the ticket (not stored yet), its clock started at ``start``."""
     window = Duration(ticket.sla_amount, ticket.sla_unit)  # type: ignore[arg-type]
     return assemble(
         SupportCycle,
         {
-            "id": id_,
             "ticket_id": ticket.id,  # None for a new ticket: insert_adopted sets it
             "seq": seq,
             "state": ticket.state,
