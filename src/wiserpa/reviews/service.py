@@ -8,18 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from sqlalchemy import (
-    Integer,
-    Select,
-    and_,
-    bindparam,
-    exists,
-    func,
-    inspect,
-    literal,
-    or_,
-    select,
-)
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, inspect, literal, or_, select
 from sqlalchemy.orm import Session, lazyload
 
 from wiserpa.audit import service as audit

@@ -234,6 +234,14 @@ def driver_execute(
         raise DBAPIError.instance(sql, params, err, sqlite3.Error, dialect=connection.dialect) from err
 
 
+def _bind_processor(compiled: Any, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The type processor SQLAlchemy applies to a compiled statement's parameter `name` (None: the value as is)."""
+    processor: Callable[[Any], Any] | None = (
+        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+    )
+    return processor
+
+
 @dataclass(frozen=True)
 class _DriverPlan:
     """A Core statement compiled for the driver: its SQL; per driver parameter, the name of the value given per
@@ -256,8 +264,6 @@ class _DriverPlan:
 _DRIVER_PLANS: WeakKeyDictionary[Dialect, dict[tuple[Executable, tuple[str, ...]], _DriverPlan]] = (
     WeakKeyDictionary()
 )
-
-
 _MAX_DRIVER_PLANS = 1024
 
 
@@ -278,7 +284,7 @@ def _driver_plan(dialect: Dialect, statement: Executable, keys: tuple[str, ...])
         for name in compiled.positiontup:
             bind = compiled.binds[name]
             assert not bind.expanding  # an IN list's parameters vary per call
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            process = _bind_processor(compiled, name, dialect)
             if name in keys:
                 binds.append((name, None, process))
             else:
@@ -325,7 +331,7 @@ def run_on_driver(connection: Connection, statement: Executable, params: Mapping
 
 @dataclass(frozen=True, slots=True)
 class DriverResult:
-    """What `run_on_driver` gives: the rows (tuples of converted values) and the count of rows changed."""
+    """What `run_on_driver` gives: the rows (sequences of converted values) and the count of rows changed."""
 
     rows: Sequence[Sequence[Any]]
     rowcount: int
@@ -375,7 +381,7 @@ def _driver_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Dr
         assert order is not None
         names = tuple(order)
         assert sorted(names) == sorted(keys)  # one parameter per column, named after it
-        processors = (compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+        processors = (_bind_processor(compiled, n, dialect) for n in names)
         found = by_table[(table, keys)] = _DriverInsert(
             compiled.string,
             names,
